@@ -1,0 +1,104 @@
+"""Type stubs for the native module ``embedforge._core`` (built from rust/python)."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class Tokenizer:
+    """A Hugging Face ``tokenizer.json`` tokenizer that encodes whole batches in Rust."""
+
+    @staticmethod
+    def from_file(path: str) -> Tokenizer:
+        """Load a ``tokenizer.json`` file."""
+    @staticmethod
+    def from_str(json: str) -> Tokenizer:
+        """Load a tokenizer from the text of a ``tokenizer.json`` file."""
+    def to_str(self) -> str:
+        """The tokenizer serialised as ``tokenizer.json`` text."""
+    @property
+    def vocab_size(self) -> int:
+        """Vocabulary size, added tokens included."""
+    @property
+    def pad_id(self) -> int:
+        """Id used to pad ``input_ids``."""
+    @property
+    def padding_left(self) -> bool:
+        """Whether padding goes on the left."""
+    def set_padding(self, pad_id: int, pad_type_id: int = 0, padding_left: bool = False) -> None:
+        """Set the padding id, token type id and side used by ``encode_padded``."""
+    def encode_padded(
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        max_length: int | None = None,
+        prompt: str | None = None,
+        add_special_tokens: bool = True,
+    ) -> dict[str, npt.NDArray[np.int64]]:
+        """Encode a batch into padded int64 ``input_ids``, ``attention_mask``, ``token_type_ids``.
+
+        Texts are truncated (longest-first for pairs) to ``max_length`` tokens, special
+        tokens included. With ``prompt`` the prompt is prepended to every text and the
+        result also holds ``prompt_length`` (a 0-d array), computed as in
+        sentence-transformers: the prompt's token count with special tokens, minus one.
+        """
+    def encode_flat(
+        self,
+        texts: Sequence[str],
+        max_length: int | None = None,
+        prompt: str | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Encode without special tokens into flat ids and per-text start offsets (EmbeddingBag input)."""
+    def encode_ids(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of one text, untruncated."""
+    def prompt_length(self, prompt: str, max_length: int | None = None) -> int:
+        """The number of leading positions a prompt occupies (see ``encode_padded``)."""
+    def id_to_token(self, id: int) -> str | None:
+        """The token string of an id."""
+    def token_to_id(self, token: str) -> int | None:
+        """The id of a token string."""
+    def vocab(self) -> list[str]:
+        """All token strings, indexed by id (ids without a token are empty strings)."""
+
+def length_order(texts: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Indices that sort ``texts`` by decreasing character length (stable)."""
+
+def embedding_bag_mean(
+    weights: npt.NDArray[np.float32],
+    ids: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    normalize: bool = False,
+) -> npt.NDArray[np.float32]:
+    """Mean of ``weights`` rows per bag (``torch.nn.EmbeddingBag(mode="mean")``); empty bags are zero."""
+
+def embed_static(
+    tokenizer: Tokenizer,
+    weights: npt.NDArray[np.float32],
+    texts: Sequence[str],
+    normalize: bool = False,
+    max_length: int | None = None,
+) -> npt.NDArray[np.float32]:
+    """Tokenise ``texts`` without special tokens and mean-pool their rows of ``weights``, in one call."""
+
+class StaticModel:
+    """A saved static embedding model (sentence-transformers StaticEmbedding or model2vec folder)."""
+
+    @staticmethod
+    def load(path: str) -> StaticModel:
+        """Load a model folder."""
+    @property
+    def dim(self) -> int:
+        """Embedding width."""
+    @property
+    def normalize(self) -> bool:
+        """Whether ``encode`` L2-normalises by default."""
+    def encode(self, texts: Sequence[str], normalize: bool | None = None) -> npt.NDArray[np.float32]:
+        """Embed texts as float32 rows."""
+
+def set_num_threads(n: int) -> None:
+    """Cap the threads used by embedforge's Rust code (0 = one per core)."""
+
+def get_num_threads() -> int:
+    """The number of threads embedforge's Rust code uses."""
