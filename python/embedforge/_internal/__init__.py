@@ -1,0 +1,1 @@
+"""Helpers shared inside embedforge; not part of the public API."""
