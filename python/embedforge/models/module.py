@@ -21,7 +21,7 @@ from embedforge.exceptions import ModelFormatError
 try:
     from typing import Self
 except ImportError:  # Python 3.10
-    from typing_extensions import Self
+    from typing import Self
 
 
 class Module(ABC, nn.Module):
@@ -67,30 +67,55 @@ class Module(ABC, nn.Module):
 
     def save_config(self, output_path: str, filename: str | None = None) -> None:
         """Write the configuration JSON into ``output_path``."""
-        with open(os.path.join(output_path, filename or self.config_file_name), "w", encoding="utf-8") as f:
+        with open(
+            os.path.join(output_path, filename or self.config_file_name),
+            "w",
+            encoding="utf-8",
+        ) as f:
             json.dump(self.get_config_dict(), f, indent=4)
 
-    def save_torch_weights(self, output_path: str, safe_serialization: bool = True) -> None:
+    def save_torch_weights(
+        self, output_path: str, safe_serialization: bool = True
+    ) -> None:
         """Write the module's ``state_dict`` as ``model.safetensors`` (or ``pytorch_model.bin``)."""
-        save_state_dict_file(self.state_dict(), output_path, safe_serialization=safe_serialization)
+        save_state_dict_file(
+            self.state_dict(), output_path, safe_serialization=safe_serialization
+        )
 
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+    def save(
+        self,
+        output_path: str,
+        *args: Any,
+        safe_serialization: bool = True,
+        **kwargs: Any,
+    ) -> None:
         """Save the module into the folder ``output_path`` (which exists)."""
         self.save_config(output_path)
 
     @classmethod
-    def load_config(cls, model_name_or_path: str, subfolder: str = "", config_filename: str | None = None) -> dict:
+    def load_config(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        config_filename: str | None = None,
+    ) -> dict:
         """Read the module's configuration; an absent file gives an empty dict."""
-        path = os.path.join(model_name_or_path, subfolder, config_filename or cls.config_file_name)
+        path = os.path.join(
+            model_name_or_path, subfolder, config_filename or cls.config_file_name
+        )
         if not os.path.isfile(path):
             return {}
         try:
             with open(path, encoding="utf-8") as f:
                 config = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ModelFormatError(f"{cls.__name__} config {path!r} is not valid JSON: {error}") from error
+            raise ModelFormatError(
+                f"{cls.__name__} config {path!r} is not valid JSON: {error}"
+            ) from error
         if not isinstance(config, dict):
-            raise ModelFormatError(f"{cls.__name__} config {path!r} must hold a JSON object, got {type(config).__name__}")
+            raise ModelFormatError(
+                f"{cls.__name__} config {path!r} must hold a JSON object, got {type(config).__name__}"
+            )
         for old, new in cls.config_key_renames.items():
             if old in config:
                 config.setdefault(new, config.pop(old))
@@ -100,10 +125,15 @@ class Module(ABC, nn.Module):
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
         """Build the module from the folder ``model_name_or_path/subfolder``."""
         config = cls.load_config(model_name_or_path, subfolder)
-        return cls(**_known_arguments(cls, config))
+        return cls(**known_arguments(cls, config))
 
     @classmethod
-    def load_torch_weights(cls, model_name_or_path: str, subfolder: str = "", model: nn.Module | None = None) -> Any:
+    def load_torch_weights(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        model: nn.Module | None = None,
+    ) -> Any:
         """Load ``model.safetensors`` (or ``pytorch_model.bin``) into ``model``, strictly, or return the dict."""
         folder = os.path.join(model_name_or_path, subfolder)
         state = load_state_dict_file(folder)
@@ -118,13 +148,17 @@ class InputModule(Module):
 
     save_in_root: ClassVar[bool] = True
 
-    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def preprocess(
+        self, inputs: list[Any], prompt: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Tokenise a batch of inputs into the features ``forward`` expects."""
         return self.tokenize(inputs, prompt=prompt, **kwargs)
 
     def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
         """Tokenise a batch of texts (old name of :meth:`preprocess`)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement tokenize()")
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement tokenize()"
+        )
 
     @property
     def max_seq_length(self) -> int | None:
@@ -132,7 +166,9 @@ class InputModule(Module):
         return None
 
 
-def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state: dict[str, torch.Tensor], where: str
+) -> None:
     """Copy ``state`` into ``model``, failing with ModelFormatError on any missing, extra or misshapen tensor."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -149,12 +185,13 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], whe
             )
     if problems:
         raise ModelFormatError(
-            f"The weights in {where!r} do not match {type(model).__name__}'s configuration: " + "; ".join(problems)
+            f"The weights in {where!r} do not match {type(model).__name__}'s configuration: "
+            + "; ".join(problems)
         )
     model.load_state_dict(state, strict=True)
 
 
-def _known_arguments(cls: type, config: dict[str, Any]) -> dict[str, Any]:
+def known_arguments(cls: type, config: dict[str, Any]) -> dict[str, Any]:
     """Keep only the config entries ``cls.__init__`` accepts, so newer config keys do not break loading."""
     import inspect
 

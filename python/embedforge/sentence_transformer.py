@@ -1,0 +1,833 @@
+"""SentenceTransformer: a sequence of modules that maps texts to embeddings.
+
+Loads and saves the sentence-transformers model folder layout, so folders move freely
+between the two libraries, and encodes with the same arguments and results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.autonotebook import trange
+
+from embedforge import __version__
+from embedforge._internal.atomic import atomic_directory
+from embedforge._internal.local_path import require_local_dir
+from embedforge.exceptions import InvalidArgumentError, ModelFormatError
+from embedforge.models.module import Module
+from embedforge.models.normalize import Normalize
+from embedforge.models.pooling import Pooling
+from embedforge.models.static_embedding import StaticEmbedding
+from embedforge.models.transformer import Transformer
+
+logger = logging.getLogger(__name__)
+
+#: Precisions ``encode`` can return.
+ALLOWED_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+#: Similarity functions a model can be configured with.
+SUPPORTED_SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+#: Prompt names ``encode_document`` tries, in order, when none is given.
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+#: Texts per Rust call on the static fast path; large enough to keep all cores busy, small enough for a progress bar.
+STATIC_CHUNK = 16384
+
+
+class SentenceTransformer(nn.Sequential):
+    """Map texts to fixed-size embeddings with a sequence of modules (drop-in for sentence-transformers)."""
+
+    model_type = "SentenceTransformer"
+
+    def __init__(
+        self,
+        model_name_or_path: str | None = None,
+        modules: Iterable[nn.Module] | None = None,
+        device: str | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        similarity_fn_name: str | None = None,
+        cache_folder: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        use_auth_token: bool | str | None = None,
+        truncate_dim: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        model_card_data: Any | None = None,
+        backend: Literal["torch"] = "torch",
+    ) -> None:
+        if backend != "torch":
+            raise InvalidArgumentError(
+                f"backend={backend!r} is not supported; embedforge runs models with 'torch'"
+            )
+        self.prompts: dict[str, str] = dict(prompts or {})
+        self.default_prompt_name = default_prompt_name
+        self._similarity_fn_name: str | None = None
+        if similarity_fn_name is not None:
+            self.similarity_fn_name = similarity_fn_name
+        self.truncate_dim = truncate_dim
+        self.trust_remote_code = trust_remote_code
+        self.module_kwargs: dict[str, list[str]] = {}
+        self.model_card_data = model_card_data
+        self._model_config: dict[str, Any] = {}
+
+        if model_name_or_path is not None and modules is not None:
+            raise InvalidArgumentError("Pass model_name_or_path or modules, not both")
+        if model_name_or_path is not None:
+            folder = require_local_dir(model_name_or_path, "model_name_or_path")
+            load_kwargs = {
+                "model_kwargs": model_kwargs or {},
+                "tokenizer_kwargs": {
+                    **(tokenizer_kwargs or {}),
+                    **(processor_kwargs or {}),
+                },
+                "config_kwargs": config_kwargs or {},
+                "trust_remote_code": trust_remote_code,
+            }
+            if os.path.isfile(os.path.join(folder, "modules.json")):
+                modules = self._load_modules_json(folder, load_kwargs)
+            else:
+                modules = _default_modules(folder, load_kwargs)
+        if modules is not None and not isinstance(modules, OrderedDict):
+            modules = OrderedDict(
+                (str(index), module) for index, module in enumerate(modules)
+            )
+        super().__init__(modules or OrderedDict())
+        self._check_prompts()
+        self.to(_pick_device(device))
+        self._source_path = model_name_or_path
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    def _load_modules_json(
+        self, folder: str, load_kwargs: dict[str, Any]
+    ) -> OrderedDict:
+        """Build the modules listed in ``modules.json`` and apply ``config_sentence_transformers.json``."""
+        config_path = os.path.join(folder, "config_sentence_transformers.json")
+        if os.path.isfile(config_path):
+            self._model_config = _read_json(config_path, dict)
+            for name, text in self._model_config.get("prompts", {}).items():
+                self.prompts.setdefault(name, text if text is not None else "")
+            if self.default_prompt_name is None:
+                self.default_prompt_name = self._model_config.get("default_prompt_name")
+            saved_similarity = self._model_config.get("similarity_fn_name")
+            if (
+                self._similarity_fn_name is None
+                and saved_similarity in SUPPORTED_SIMILARITY_FN_NAMES
+            ):
+                self.similarity_fn_name = saved_similarity
+            if self.truncate_dim is None:
+                self.truncate_dim = self._model_config.get("truncate_dim")
+        entries = _read_json(os.path.join(folder, "modules.json"), list)
+        modules: OrderedDict[str, nn.Module] = OrderedDict()
+        for position, entry in enumerate(entries):
+            if (
+                not isinstance(entry, dict)
+                or "type" not in entry
+                or "path" not in entry
+            ):
+                raise ModelFormatError(
+                    f"modules.json entry {position} in {folder!r} needs 'type' and 'path': {entry!r}"
+                )
+            subfolder = entry["path"]
+            if os.path.isabs(subfolder) or ".." in subfolder.replace("\\", "/").split(
+                "/"
+            ):
+                raise ModelFormatError(
+                    f"modules.json entry {position} has path {subfolder!r} outside the model folder"
+                )
+            module_class = module_class_from_type(entry["type"])
+            name = str(entry.get("name", position))
+            modules[name] = _load_module(
+                module_class, folder, subfolder if subfolder != "." else "", load_kwargs
+            )
+            if entry.get("kwargs"):
+                self.module_kwargs[name] = list(entry["kwargs"])
+        return modules
+
+    # -- configuration -----------------------------------------------------------------------------
+
+    def _check_prompts(self) -> None:
+        if (
+            self.default_prompt_name is not None
+            and self.default_prompt_name not in self.prompts
+        ):
+            raise InvalidArgumentError(
+                f"default_prompt_name={self.default_prompt_name!r} is not among the prompts {list(self.prompts)}"
+            )
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """Name of the similarity function ``similarity`` uses (cosine unless configured)."""
+        if self._similarity_fn_name is None:
+            self._similarity_fn_name = "cosine"
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: Any) -> None:
+        name = getattr(value, "value", value)
+        if name not in SUPPORTED_SIMILARITY_FN_NAMES:
+            raise InvalidArgumentError(
+                f"similarity_fn_name={value!r} is not supported; expected one of {SUPPORTED_SIMILARITY_FN_NAMES}"
+            )
+        self._similarity_fn_name = name
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (CPU when it has none)."""
+        for parameter in self.parameters():
+            return parameter.device
+        return torch.device("cpu")
+
+    @property
+    def tokenizer(self) -> Any:
+        """The first module's tokenizer."""
+        return getattr(self._first_module(), "tokenizer", None)
+
+    @tokenizer.setter
+    def tokenizer(self, value: Any) -> None:
+        self._first_module().tokenizer = value
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Longest input in tokens; longer inputs are truncated."""
+        return getattr(self._first_module(), "max_seq_length", None)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        self._first_module().max_seq_length = value
+
+    def get_max_seq_length(self) -> int | None:
+        """Longest input in tokens (see :attr:`max_seq_length`)."""
+        return self.max_seq_length
+
+    def get_embedding_dimension(self) -> int | None:
+        """Width of the embeddings ``encode`` returns, after ``truncate_dim``."""
+        width = None
+        for module in reversed(list(self._modules.values())):
+            getter = getattr(module, "get_embedding_dimension", None) or getattr(
+                module, "get_sentence_embedding_dimension", None
+            )
+            if callable(getter):
+                width = getter()
+                if width is not None:
+                    break
+        if width is not None and self.truncate_dim is not None:
+            return min(width, self.truncate_dim)
+        return width
+
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Old name of :meth:`get_embedding_dimension`."""
+        return self.get_embedding_dimension()
+
+    def _first_module(self) -> nn.Module:
+        return next(iter(self._modules.values()))
+
+    def _last_module(self) -> nn.Module:
+        return list(self._modules.values())[-1]
+
+    def get_model_kwargs(self) -> list[str]:
+        """Extra keyword arguments (such as ``task``) some module's forward accepts."""
+        names: set[str] = set()
+        pending = list(self.named_children())
+        while pending:
+            name, module = pending.pop()
+            names.update(self.module_kwargs.get(name, []))
+            names.update(getattr(module, "forward_kwargs", set()))
+            for route in getattr(module, "sub_modules", {}).values():
+                pending.extend(route.named_children())
+        return sorted(names)
+
+    @contextlib.contextmanager
+    def truncate_sentence_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
+        """Temporarily set :attr:`truncate_dim` inside a ``with`` block."""
+        previous, self.truncate_dim = self.truncate_dim, truncate_dim
+        try:
+            yield
+        finally:
+            self.truncate_dim = previous
+
+    truncate_embeddings = truncate_sentence_embeddings
+
+    # -- tokenisation and forward ------------------------------------------------------------------
+
+    def preprocess(
+        self, inputs: list[Any], prompt: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Tokenise a batch with the first module."""
+        first = self._first_module()
+        accepted = (
+            _accepted_kwargs(first.preprocess, kwargs)
+            if hasattr(first, "preprocess")
+            else {}
+        )
+        if hasattr(first, "preprocess"):
+            return first.preprocess(inputs, prompt=prompt, **accepted)
+        texts = [prompt + text for text in inputs] if prompt else inputs
+        return first.tokenize(texts)
+
+    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
+        """Tokenise a batch with the first module (old name of :meth:`preprocess`)."""
+        return self.preprocess(texts, **kwargs)
+
+    def forward(self, input: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Run the features through every module; each gets only the keyword arguments it declares."""
+        for name, module in self.named_children():
+            accepted = set(self.module_kwargs.get(name, ())) | set(
+                getattr(module, "forward_kwargs", ())
+            )
+            input = module(
+                input,
+                **{key: value for key, value in kwargs.items() if key in accepted},
+            )
+        return input
+
+    # -- encoding ----------------------------------------------------------------------------------
+
+    def _resolve_prompt(
+        self, prompt: str | None, prompt_name: str | None
+    ) -> str | None:
+        if prompt is not None:
+            if prompt_name is not None:
+                logger.warning(
+                    "Both prompt and prompt_name were given; using prompt and ignoring prompt_name."
+                )
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise InvalidArgumentError(
+                    f"prompt_name={prompt_name!r} is not among the configured prompts {list(self.prompts)}"
+                )
+            return self.prompts[prompt_name]
+        if self.default_prompt_name is not None:
+            return self.prompts.get(self.default_prompt_name)
+        return None
+
+    def encode_query(
+        self,
+        inputs: Any = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Encode queries: the ``query`` prompt (if configured) and the ``query`` route of a Router."""
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        kwargs.setdefault("task", "query")
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, **kwargs)
+
+    def encode_document(
+        self,
+        inputs: Any = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Encode documents: the first of the document/passage/corpus prompts, and the ``document`` route."""
+        if prompt_name is None and prompt is None:
+            prompt_name = next(
+                (name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None
+            )
+        kwargs.setdefault("task", "document")
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, **kwargs)
+
+    def encode(
+        self,
+        inputs: str | Sequence[Any] | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"]
+        | None = "sentence_embedding",
+        precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        pool: Any = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Embed one text or a list of texts.
+
+        Returns a [len(inputs), dim] numpy array by default, a tensor with ``convert_to_tensor``,
+        a list of tensors with ``convert_to_numpy=False``, or one row for a single string.
+        """
+        if "sentences" in kwargs:
+            if inputs is not None:
+                raise InvalidArgumentError(
+                    "Pass the texts as inputs or sentences, not both"
+                )
+            inputs = kwargs.pop("sentences")
+        if inputs is None:
+            raise InvalidArgumentError(
+                "encode() needs inputs: a string or a list of strings"
+            )
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() in (
+                logging.INFO,
+                logging.DEBUG,
+            )
+        if convert_to_tensor:
+            convert_to_numpy = False
+        if output_value != "sentence_embedding":
+            convert_to_numpy = convert_to_tensor = False
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise InvalidArgumentError(
+                f"batch_size={batch_size!r}; expected a positive integer"
+            )
+        if precision is not None and precision not in ALLOWED_PRECISIONS:
+            raise InvalidArgumentError(
+                f"precision={precision!r} is not supported; expected one of {ALLOWED_PRECISIONS}"
+            )
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise InvalidArgumentError(
+                f"output_value={output_value!r}; expected 'sentence_embedding', 'token_embeddings' or None"
+            )
+        if pool is not None or isinstance(device, list):
+            raise InvalidArgumentError(
+                "Multi-process encoding (pool, a list of devices) is not supported"
+            )
+        unknown = set(kwargs) - set(self.get_model_kwargs()) - {"task"}
+        if unknown:
+            raise InvalidArgumentError(
+                f"encode() got keyword arguments this model does not use: {sorted(unknown)}; "
+                f"it accepts {self.get_model_kwargs()}"
+            )
+        single = isinstance(inputs, str) or (
+            isinstance(inputs, tuple)
+            and len(inputs) == 2
+            and all(isinstance(x, str) for x in inputs)
+        )
+        if single:
+            inputs = [inputs]
+        elif isinstance(inputs, np.ndarray):
+            inputs = inputs.tolist()
+        elif not isinstance(inputs, list):
+            inputs = list(inputs)
+        _check_texts(inputs)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        if truncate_dim is not None and (
+            not isinstance(truncate_dim, int) or truncate_dim <= 0
+        ):
+            raise InvalidArgumentError(
+                f"truncate_dim={truncate_dim!r}; expected a positive integer or None"
+            )
+        if device is not None:
+            self.to(device)
+
+        if not inputs:
+            embeddings: Any = self._empty_result(
+                output_value, truncate_dim, convert_to_tensor, convert_to_numpy
+            )
+            return embeddings
+        if output_value == "sentence_embedding" and self._static_fast_path_applies(
+            kwargs
+        ):
+            matrix = self._encode_static(inputs, prompt, show_progress_bar)
+            embeddings = torch.from_numpy(matrix)
+            if truncate_dim is not None:
+                embeddings = embeddings[:, :truncate_dim]
+            if normalize_embeddings:
+                embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+        else:
+            embeddings = self._encode_batches(
+                inputs,
+                prompt,
+                batch_size,
+                show_progress_bar,
+                output_value,
+                truncate_dim,
+                normalize_embeddings,
+                kwargs,
+            )
+        if output_value != "sentence_embedding":
+            return embeddings[0] if single else embeddings
+        if precision and precision != "float32":
+            from embedforge.util.quantization import quantize_embeddings
+
+            embeddings = quantize_embeddings(embeddings, precision=precision)
+        if convert_to_tensor:
+            result: Any = torch.as_tensor(embeddings)
+        elif convert_to_numpy:
+            result = (
+                embeddings.numpy()
+                if isinstance(embeddings, Tensor)
+                else np.asarray(embeddings)
+            )
+        else:
+            result = (
+                list(embeddings)
+                if isinstance(embeddings, Tensor)
+                else list(torch.from_numpy(embeddings))
+            )
+        return result[0] if single else result
+
+    def _empty_result(
+        self,
+        output_value: str | None,
+        truncate_dim: int | None,
+        as_tensor: bool,
+        as_numpy: bool,
+    ) -> Any:
+        """``encode([])``: an empty [0, dim] array (or tensor), so callers can still stack and index it."""
+        if output_value != "sentence_embedding":
+            return []
+        width = self.get_embedding_dimension() or 0
+        if truncate_dim is not None:
+            width = min(width, truncate_dim)
+        if as_tensor:
+            return torch.zeros((0, width), dtype=torch.float32)
+        if as_numpy:
+            return np.zeros((0, width), dtype=np.float32)
+        return []
+
+    def _static_fast_path_applies(self, kwargs: dict[str, Any]) -> bool:
+        """Whether the model is StaticEmbedding (+ Normalize) on CPU, so Rust can do the whole encode."""
+        modules = list(self._modules.values())
+        if not modules or type(modules[0]) is not StaticEmbedding or kwargs:
+            return False
+        rest = modules[1:]
+        if not all(
+            type(module) is Normalize
+            and module.module_input_name == "sentence_embedding"
+            for module in rest
+        ):
+            return False
+        return (
+            all(module.module_output_name == "sentence_embedding" for module in rest)
+            and self.device.type == "cpu"
+        )
+
+    def _encode_static(
+        self, texts: list[str], prompt: str | None, show_progress_bar: bool
+    ) -> np.ndarray:
+        static: StaticEmbedding = self._first_module()
+        normalize = len(self._modules) > 1
+        if len(texts) <= STATIC_CHUNK:
+            return static.embed_fast(texts, prompt=prompt, normalize=normalize)
+        parts = [
+            static.embed_fast(
+                texts[start : start + STATIC_CHUNK], prompt=prompt, normalize=normalize
+            )
+            for start in trange(
+                0,
+                len(texts),
+                STATIC_CHUNK,
+                desc="Batches",
+                disable=not show_progress_bar,
+            )
+        ]
+        return np.concatenate(parts, axis=0)
+
+    @torch.inference_mode()
+    def _encode_batches(
+        self,
+        inputs: list[Any],
+        prompt: str | None,
+        batch_size: int,
+        show_progress_bar: bool,
+        output_value: str | None,
+        truncate_dim: int | None,
+        normalize_embeddings: bool,
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """The general path: length-sorted batches through every module, original order restored."""
+        self.eval()
+        device = self.device
+        order = _length_order(inputs)
+        collected: list[Any] = []
+        for start in trange(
+            0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar
+        ):
+            batch = [inputs[index] for index in order[start : start + batch_size]]
+            features = self.preprocess(batch, prompt=prompt, **kwargs)
+            features = {
+                key: value.to(device) if isinstance(value, Tensor) else value
+                for key, value in features.items()
+            }
+            output = self.forward(features, **kwargs)
+            if truncate_dim is not None and "sentence_embedding" in output:
+                output["sentence_embedding"] = output["sentence_embedding"][
+                    ..., :truncate_dim
+                ]
+            if output_value == "token_embeddings":
+                for tokens, mask in zip(
+                    output["token_embeddings"], output["attention_mask"]
+                ):
+                    kept = int(mask.nonzero()[-1].item()) + 1 if bool(mask.any()) else 1
+                    collected.append(tokens[:kept].cpu())
+            elif output_value is None:
+                for row in range(len(batch)):
+                    collected.append(
+                        {
+                            key: value[row]
+                            if isinstance(value, Tensor)
+                            and value.ndim
+                            and value.size(0) == len(batch)
+                            else value
+                            for key, value in output.items()
+                        }
+                    )
+            else:
+                embeddings = output["sentence_embedding"]
+                if normalize_embeddings:
+                    embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+                collected.extend(
+                    embeddings.detach().float().cpu()
+                    if embeddings.dtype in (torch.float16, torch.bfloat16)
+                    else embeddings.detach().cpu()
+                )
+        restored = [None] * len(collected)
+        for position, index in enumerate(order):
+            restored[index] = collected[position]
+        if output_value == "sentence_embedding":
+            return torch.stack(restored)
+        return restored
+
+    # -- similarity --------------------------------------------------------------------------------
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> Tensor:
+        """All-pairs similarity [len(embeddings1), len(embeddings2)] with :attr:`similarity_fn_name`."""
+        from embedforge.util.similarity import SimilarityFunction
+
+        return SimilarityFunction.to_similarity_fn(self.similarity_fn_name)(
+            embeddings1, embeddings2
+        )
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Tensor:
+        """Row-by-row similarity [len(embeddings1)] with :attr:`similarity_fn_name`."""
+        from embedforge.util.similarity import SimilarityFunction
+
+        return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(
+            embeddings1, embeddings2
+        )
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def _model_config_dict(self) -> dict[str, Any]:
+        import transformers
+
+        config: dict[str, Any] = {
+            "model_type": self.model_type,
+            "__version__": {
+                "embedforge": __version__,
+                "transformers": transformers.__version__,
+                "pytorch": torch.__version__,
+            },
+            "prompts": self.prompts,
+            "default_prompt_name": self.default_prompt_name,
+            "similarity_fn_name": self.similarity_fn_name,
+        }
+        if self.truncate_dim is not None:
+            config["truncate_dim"] = self.truncate_dim
+        return config
+
+    def save(
+        self,
+        path: str,
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+    ) -> None:
+        """Save the model folder (sentence-transformers layout) atomically."""
+        if path is None:
+            raise InvalidArgumentError("save() needs a path")
+        with atomic_directory(os.fspath(path)) as staging:
+            with open(
+                os.path.join(staging, "config_sentence_transformers.json"),
+                "w",
+                encoding="utf-8",
+            ) as f:
+                json.dump(self._model_config_dict(), f, indent=2, sort_keys=True)
+            entries = []
+            for index, (name, module) in enumerate(self._modules.items()):
+                if index == 0 and getattr(module, "save_in_root", False):
+                    subfolder = ""
+                else:
+                    subfolder = f"{index}_{type(module).__name__}"
+                module_dir = os.path.join(staging, subfolder)
+                os.makedirs(module_dir, exist_ok=True)
+                module.save(module_dir, safe_serialization=safe_serialization)
+                type_ref = (
+                    module.st_type()
+                    if isinstance(module, Module)
+                    else f"{type(module).__module__}.{type(module).__name__}"
+                )
+                entry: dict[str, Any] = {
+                    "idx": index,
+                    "name": name,
+                    "path": subfolder,
+                    "type": type_ref,
+                }
+                if self.module_kwargs.get(name):
+                    entry["kwargs"] = self.module_kwargs[name]
+                entries.append(entry)
+            with open(
+                os.path.join(staging, "modules.json"), "w", encoding="utf-8"
+            ) as f:
+                json.dump(entries, f, indent=2)
+            if create_model_card:
+                from embedforge.model_card import write_model_card
+
+                write_model_card(
+                    self, staging, model_name=model_name, train_datasets=train_datasets
+                )
+
+    def save_pretrained(self, path: str, **kwargs: Any) -> None:
+        """Same as :meth:`save`."""
+        self.save(path, **kwargs)
+
+    @staticmethod
+    def load(input_path: str) -> SentenceTransformer:
+        """Load a model folder (same as the constructor)."""
+        return SentenceTransformer(input_path)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({name}): {module!r}" for name, module in self._modules.items()]
+        return "SentenceTransformer(\n" + "\n".join(lines) + "\n)"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def module_class_from_type(type_ref: str) -> type[nn.Module]:
+    """The embedforge class for a ``modules.json`` type (sentence-transformers or embedforge names)."""
+    from embedforge import models
+
+    known_prefixes = ("sentence_transformers.", "embedforge.")
+    class_name = type_ref.rsplit(".", 1)[-1]
+    if type_ref.startswith(known_prefixes) and isinstance(
+        getattr(models, class_name, None), type
+    ):
+        return getattr(models, class_name)
+    raise ModelFormatError(
+        f"modules.json names module type {type_ref!r}, which embedforge does not provide; known modules: "
+        f"{sorted(name for name in models.__all__ if name not in ('Module', 'InputModule'))}"
+    )
+
+
+def _load_module(
+    module_class: type, folder: str, subfolder: str, load_kwargs: dict[str, Any]
+) -> nn.Module:
+    """Call ``module_class.load`` with the load options it accepts."""
+    load = module_class.load
+    parameters = inspect.signature(load).parameters
+    takes_any = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    options = {
+        key: value
+        for key, value in load_kwargs.items()
+        if takes_any or key in parameters
+    }
+    if (
+        len(
+            [
+                p
+                for p in parameters.values()
+                if p.kind is not inspect.Parameter.VAR_KEYWORD
+            ]
+        )
+        == 1
+    ):
+        return load(os.path.join(folder, subfolder))  # an old-style load(path)
+    return load(folder, subfolder=subfolder, **options)
+
+
+def _default_modules(folder: str, load_kwargs: dict[str, Any]) -> list[nn.Module]:
+    """A plain Hugging Face folder becomes Transformer + mean Pooling, as in sentence-transformers."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise ModelFormatError(
+            f"{folder!r} has neither modules.json (a sentence-transformers model) nor config.json (a transformers model)"
+        )
+    logger.warning(
+        "No sentence-transformers model found in %s; using mean pooling over the transformer.",
+        folder,
+    )
+    transformer = Transformer(
+        folder,
+        model_kwargs=load_kwargs["model_kwargs"],
+        tokenizer_kwargs=load_kwargs["tokenizer_kwargs"],
+        config_kwargs=load_kwargs["config_kwargs"],
+    )
+    return [transformer, Pooling(transformer.get_embedding_dimension(), "mean")]
+
+
+def _read_json(path: str, expected: type) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFormatError(f"{path!r} is not valid JSON: {error}") from error
+    if not isinstance(value, expected):
+        raise ModelFormatError(
+            f"{path!r} must hold a JSON {expected.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _accepted_kwargs(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    return {key: value for key, value in kwargs.items() if key in parameters}
+
+
+def _check_texts(inputs: list[Any]) -> None:
+    """Reject anything but strings (or pairs of strings), naming the first bad index and its type."""
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            continue
+        if (
+            isinstance(item, (tuple, list))
+            and item
+            and all(isinstance(part, str) for part in item)
+        ):
+            continue
+        raise InvalidArgumentError(
+            f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str"
+        )
+
+
+def _length_order(inputs: list[Any]) -> list[int]:
+    """Indices from longest to shortest input, so each batch pads little."""
+    if all(isinstance(item, str) for item in inputs):
+        from embedforge import _core
+
+        return _core.length_order(inputs).tolist()
+    lengths = [
+        sum(len(part) for part in item)
+        if isinstance(item, (tuple, list))
+        else len(item)
+        for item in inputs
+    ]
+    return sorted(range(len(inputs)), key=lambda index: -lengths[index])
+
+
+def _pick_device(device: str | None) -> str:
+    if device is not None:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+__all__ = ["SentenceTransformer", "module_class_from_type"]
