@@ -30,7 +30,9 @@ def _fold_legacy_flags(config: dict[str, Any]) -> dict[str, Any]:
     """Replace old boolean ``pooling_mode_*`` flags (and ``word_embedding_dimension``) by the current keys."""
     config = dict(config)
     if "word_embedding_dimension" in config:
-        config.setdefault("embedding_dimension", config.pop("word_embedding_dimension"))
+        old = config.pop("word_embedding_dimension")
+        if config.get("embedding_dimension") is None:
+            config["embedding_dimension"] = old
     flags = [key for key in LEGACY_MODE_FLAGS if key in config]
     if flags and "pooling_mode" not in config:
         active = tuple(
@@ -234,7 +236,7 @@ class Pooling(Module):
                 weight_sum = weights.sum(dim=1)
             return (total / torch.clamp(weight_sum, min=1e-9)).to(output_dtype)
         # lasttoken: the last position whose mask is set; an all-zero mask falls back to the last position.
-        batch, length, width = tokens.shape
+        _, length, width = tokens.shape
         found, index_from_end = mask.flip(1).max(1)
         index_from_end = torch.where(found == 0, length - 1, index_from_end)
         gather = (length - index_from_end - 1).view(-1, 1, 1).expand(-1, 1, width)

