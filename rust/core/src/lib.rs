@@ -1,0 +1,32 @@
+//! embedforge's Rust core: the hot paths of a sentence-transformers-compatible stack.
+//!
+//! - [`BatchTokenizer`]: whole-batch tokenisation of `tokenizer.json` tokenizers into padded
+//!   transformer inputs ([`PaddedBatch`]) or flat embedding-bag inputs ([`FlatBatch`]), plus
+//!   [`length_order`] for length bucketing.
+//! - [`embedding_bag_mean`], [`embed_static`] and [`StaticModel`]: static-embedding inference
+//!   (sentence-transformers `StaticEmbedding` and model2vec folders).
+//! - [`set_num_threads`] / [`num_threads`] / [`mark_forked`]: one thread cap for all of it.
+//!
+//! The crate has no Python dependency; the `embedforge-python` crate wraps it.
+
+mod error;
+mod parallel;
+mod pooling;
+mod static_embedding;
+mod tokenize;
+mod weights;
+
+pub use error::{Error, Result};
+pub use parallel::{is_forked, mark_forked, num_threads, set_num_threads, NUM_THREADS_ENV};
+pub use pooling::{embedding_bag_mean, l2_normalize, TokenId, NORMALIZE_EPS};
+pub use static_embedding::{
+    embed_static, StaticModel, CONFIG_FILE, EMBEDDING_TENSORS, MODULES_FILE, TOKENIZER_FILE,
+    WEIGHTS_FILE,
+};
+pub use tokenize::{length_order, BatchTokenizer, FlatBatch, PaddedBatch, PaddedOptions, Padding};
+pub use weights::SafetensorsFile;
+
+/// Re-export of the `ndarray` crate, whose arrays this API takes and returns.
+pub use ndarray;
+/// Re-export of the `tokenizers` crate, whose types appear in this API.
+pub use tokenizers;
