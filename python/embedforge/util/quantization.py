@@ -1,0 +1,232 @@
+"""Embedding quantization: float embeddings to float32, int8, uint8, binary or ubinary.
+
+Same semantics as ``sentence_transformers.util.quantize_embeddings``, so an index built from
+embedforge-quantized embeddings can be searched with sentence-transformers-quantized queries
+(and the other way round):
+
+- ``int8``/``uint8``: each dimension's ``[min, max]`` range is cut into 255 equal steps and a
+  value is mapped to ``floor((value - min) / step)``, clipped to 0..255 (minus 128 for int8).
+  The ranges come from ``ranges``, else from ``calibration_embeddings``, else from the
+  embeddings being quantized.
+- ``ubinary``: one bit per dimension (``value > 0``), packed 8 to a byte with ``np.packbits``.
+- ``binary``: the same bytes shifted by -128 into int8.
+
+The quantized search helpers (``semantic_search_faiss``/``semantic_search_usearch``) belong in
+this module too and reuse :func:`_get_quantization_ranges` and :func:`_dequantize_embeddings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+from torch import Tensor
+
+from ..exceptions import InvalidArgumentError
+from .tensor import _tensor_to_numpy
+
+logger = logging.getLogger(__name__)
+
+#: The precisions :func:`quantize_embeddings` accepts, in sentence-transformers' order.
+PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
+
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+QuantizableEmbeddings = Tensor | np.ndarray | list[Tensor] | list[np.ndarray]
+
+# Scalar quantization uses 256 buckets, i.e. 255 steps between a dimension's min and max.
+_STEPS = 255
+# Below this many calibration rows the per-dimension min/max are noisy estimates.
+_FEW_CALIBRATION_ROWS = 100
+
+
+def _get_quantization_ranges(
+    embeddings: np.ndarray,
+    precision: Literal["int8", "uint8"],
+    calibration_embeddings: np.ndarray | None,
+) -> np.ndarray:
+    """Per-dimension ``[min; max]`` (shape ``(2, dim)``) of the calibration embeddings, else of ``embeddings``."""
+    if calibration_embeddings is None:
+        if embeddings.ndim == 1 or embeddings.shape[0] == 1:
+            # One row has min == max in every dimension, which would put every value in bucket 0.
+            raise InvalidArgumentError(
+                f"Cannot compute {precision} quantization ranges from a single embedding: pass `ranges` "
+                "(shape (2, embedding_dim)) or `calibration_embeddings` from a representative set of embeddings."
+            )
+        if embeddings.shape[0] < _FEW_CALIBRATION_ROWS:
+            logger.warning(
+                f"Computing {precision} quantization buckets based on {len(embeddings)} embeddings. "
+                f"{precision} quantization is more stable with `ranges` calculated from more embeddings "
+                "or a `calibration_embeddings` that can be used to calculate the buckets."
+            )
+        calibration_embeddings = embeddings
+    else:
+        calibration_embeddings = _as_calibration_array(calibration_embeddings, embeddings.shape[-1])
+    return np.vstack((np.min(calibration_embeddings, axis=0), np.max(calibration_embeddings, axis=0)))
+
+
+def _as_calibration_array(calibration_embeddings: object, dim: int) -> np.ndarray:
+    """Validate ``calibration_embeddings`` as a non-empty ``(rows, dim)`` float array."""
+    if isinstance(calibration_embeddings, Tensor):
+        calibration_embeddings = _tensor_to_numpy(calibration_embeddings)
+    array = np.asarray(calibration_embeddings)
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"calibration_embeddings must be a non-empty (num_embeddings, {dim}) array matching the embedding "
+            f"dimension, got shape {array.shape}."
+        )
+    return array
+
+
+def _as_ranges_array(ranges: object, dim: int) -> np.ndarray:
+    """Validate ``ranges`` as a ``(2, dim)`` array of per-dimension minima and maxima, as float32."""
+    if isinstance(ranges, Tensor):
+        ranges = _tensor_to_numpy(ranges)
+    array = np.asarray(ranges)
+    # A (2, 1) array is accepted too: it broadcasts one [min, max] over every dimension.
+    if array.ndim != 2 or array.shape[0] != 2 or array.shape[1] not in (1, dim):
+        raise InvalidArgumentError(
+            f"ranges must be an array of shape (2, {dim}) holding each dimension's minimum and maximum, "
+            f"got shape {array.shape}."
+        )
+    # The bucket arithmetic happens in float32 in sentence-transformers; matching it keeps the
+    # floor() at bucket edges (and so the quantized values) identical.
+    return array.astype(np.float32, copy=False)
+
+
+def _bucket_steps(ranges: np.ndarray) -> np.ndarray:
+    """Width of one bucket per dimension; 1 where a dimension is constant so nothing divides by 0."""
+    steps = (ranges[1, :] - ranges[0, :]) / _STEPS
+    return np.where(steps == 0, 1, steps)
+
+
+def _dequantize_embeddings(
+    embeddings: np.ndarray,
+    precision: Literal["int8", "uint8"],
+    ranges: np.ndarray,
+) -> np.ndarray:
+    """Map int8/uint8 bucket indices back to values (the bucket's lower edge), for rescoring float queries."""
+    ranges = np.asarray(ranges).astype(np.float32, copy=False)
+    # Widen before adding the int8 offset back: 127 + 128 does not fit in int8.
+    values = np.asarray(embeddings).astype(np.float64)
+    if precision == "int8":
+        values += 128
+    return values * _bucket_steps(ranges) + ranges[0]
+
+
+def _scalar_quantize(
+    embeddings: np.ndarray,
+    precision: Literal["int8", "uint8"],
+    ranges: np.ndarray | None,
+    calibration_embeddings: np.ndarray | None,
+) -> np.ndarray:
+    """Quantize to int8/uint8 with 256 equal-width buckets per dimension."""
+    if embeddings.ndim > 2:
+        # Per-dimension ranges are taken over axis 0, which is only meaningful for rows of vectors.
+        raise InvalidArgumentError(
+            f"embeddings must be 1-D or 2-D for {precision} quantization (or a list of 2-D multi-vector "
+            f"matrices), got shape {embeddings.shape}."
+        )
+    if ranges is None:
+        ranges = _get_quantization_ranges(embeddings, precision, calibration_embeddings)
+    ranges = _as_ranges_array(ranges, embeddings.shape[-1])
+    starts = ranges[0, :]
+    buckets = np.clip(np.floor((embeddings - starts) / _bucket_steps(ranges)), 0, _STEPS)
+    if precision == "uint8":
+        return buckets.astype(np.uint8)
+    # int8 shifts the same 0..255 buckets down to -128..127.
+    return (buckets - 128).astype(np.int8)
+
+
+def quantize_embeddings(
+    embeddings: QuantizableEmbeddings,
+    precision: Precision,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray | list[np.ndarray]:
+    """Quantize float embeddings to ``precision`` ("float32", "int8", "uint8", "binary" or "ubinary").
+
+    Args:
+        embeddings: Float embeddings: a tensor, an array, a list of 1-D rows, or a list of 2-D
+            multi-vector matrices (one per document, with varying numbers of rows).
+        precision: The target precision.
+        ranges: For int8/uint8 only: a ``(2, embedding_dim)`` array of each dimension's minimum
+            and maximum. Default: computed from ``calibration_embeddings``.
+        calibration_embeddings: For int8/uint8 only: embeddings whose per-dimension min/max give
+            the ranges. Default: the embeddings being quantized (fragile for small batches).
+
+    Returns:
+        A numpy array (float32, int8 or uint8; binary precisions hold ``ceil(dim / 8)`` bytes per
+        embedding), or a list of them for a list of multi-vector matrices, which then share one
+        set of ranges.
+
+    Raises:
+        InvalidArgumentError: (a ``ValueError``) for an unknown precision, integer input, badly
+            shaped ``ranges``/``calibration_embeddings``, or int8/uint8 ranges that would have to
+            be computed from a single embedding.
+    """
+    # Validated first, so a typo fails the same way whatever the embeddings are.
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise InvalidArgumentError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
+
+    if isinstance(embeddings, Tensor):
+        embeddings = _tensor_to_numpy(embeddings)
+    elif isinstance(embeddings, list):
+        if not embeddings:
+            return []
+        if isinstance(embeddings[0], Tensor):
+            embeddings = [_tensor_to_numpy(item) for item in embeddings]
+        if isinstance(embeddings[0], np.ndarray) and embeddings[0].ndim == 2:
+            return _quantize_multi_vector(embeddings, precision, ranges, calibration_embeddings)
+        embeddings = np.array(embeddings)
+    elif not isinstance(embeddings, np.ndarray):
+        raise InvalidArgumentError(
+            f"embeddings must be a tensor, a numpy array or a list of them, got {type(embeddings).__name__}."
+        )
+
+    if embeddings.dtype in (np.int8, np.uint8):
+        raise InvalidArgumentError(
+            f"embeddings must be float to be quantized, got already-quantized {embeddings.dtype} embeddings."
+        )
+
+    if embeddings.ndim == 2 and embeddings.shape[0] == 0 and precision != "float32":
+        # Nothing to calibrate or pack (e.g. a fully masked multi-vector document): return an
+        # empty result with the width and dtype a non-empty one would have.
+        dim = embeddings.shape[1]
+        width = (dim + 7) // 8 if precision.endswith("binary") else dim
+        return np.zeros((0, width), dtype=np.int8 if precision in ("int8", "binary") else np.uint8)
+
+    if precision == "float32":
+        return embeddings.astype(np.float32)
+    if precision in ("int8", "uint8"):
+        return _scalar_quantize(embeddings, precision, ranges, calibration_embeddings)
+
+    packed = np.packbits(embeddings > 0, axis=-1)
+    if precision == "ubinary":
+        return packed
+    # Widen so the -128 shift cannot wrap around, then store the signed byte.
+    return (packed.astype(np.int16) - 128).astype(np.int8)
+
+
+def _quantize_multi_vector(
+    matrices: list[np.ndarray],
+    precision: Precision,
+    ranges: np.ndarray | None,
+    calibration_embeddings: np.ndarray | None,
+) -> list[np.ndarray]:
+    """Quantize each multi-vector matrix, with int8/uint8 ranges calibrated once for all of them."""
+    if precision in ("int8", "uint8") and ranges is None:
+        # One shared set of ranges keeps token scores comparable across documents.
+        if calibration_embeddings is not None:
+            ranges = _get_quantization_ranges(matrices[0], precision, calibration_embeddings)
+        else:
+            stacked = np.concatenate(matrices, axis=0)
+            if len(stacked):
+                ranges = _get_quantization_ranges(stacked, precision, None)
+    return [
+        quantize_embeddings(matrix, precision=precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
+        for matrix in matrices
+    ]
+
+
+__all__ = ["PRECISIONS", "quantize_embeddings"]
