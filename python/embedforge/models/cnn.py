@@ -1,0 +1,138 @@
+"""CNN: 1-D convolutions with several kernel sizes over token embeddings, concatenated."""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from embedforge.exceptions import InvalidArgumentError, ModelFormatError
+from embedforge.models.module import Module, known_arguments, load_state_dict_strict
+
+try:
+    from typing import Self
+except ImportError:  # Python 3.10
+    from typing_extensions import Self
+
+__all__ = ["CNN"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def accept_renamed_kwargs(**renames: str) -> Callable[[_F], _F]:
+    """Let ``__init__`` take an argument under its old name (``old="new"``), with a FutureWarning."""
+
+    def decorate(init: _F) -> _F:
+        @functools.wraps(init)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise InvalidArgumentError(f"pass either {new}= or its old name {old}=, not both")
+                    warnings.warn(f"{old}= was renamed to {new}=", FutureWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return init(self, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Reject anything but a positive integer for the argument ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+
+
+def load_with_weights(cls: type[Module], model_name_or_path: str, subfolder: str) -> Module:
+    """Build ``cls`` from its config and load its weights strictly (config/weights mismatch -> ModelFormatError)."""
+    config = cls.load_config(model_name_or_path, subfolder)
+    folder = os.path.join(model_name_or_path, subfolder)
+    try:
+        model = cls(**known_arguments(cls, config))
+    except (TypeError, InvalidArgumentError) as error:
+        raise ModelFormatError(f"Invalid {cls.__name__} config in {folder!r}: {error}") from error
+    load_state_dict_strict(model, cls.load_torch_weights(model_name_or_path, subfolder), folder)
+    return model
+
+
+class CNN(Module):
+    """Runs one Conv1d per kernel size over ``token_embeddings`` and concatenates their channels.
+
+    Each convolution pads by ``(kernel_size - 1) // 2``, so odd kernel sizes with stride 1 keep the sequence length.
+    """
+
+    config_file_name = "cnn_config.json"
+    config_keys = ["in_embedding_dimension", "out_channels", "kernel_sizes", "stride_sizes"]
+    config_key_renames = {"in_word_embedding_dimension": "in_embedding_dimension"}
+
+    @accept_renamed_kwargs(in_word_embedding_dimension="in_embedding_dimension")
+    def __init__(
+        self,
+        in_embedding_dimension: int,
+        out_channels: int = 256,
+        kernel_sizes: list[int] = [1, 3, 5],  # noqa: B006 - the documented default; never mutated
+        stride_sizes: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_embedding_dimension", in_embedding_dimension)
+        check_positive_int("out_channels", out_channels)
+        if not kernel_sizes:
+            raise InvalidArgumentError(f"kernel_sizes must list at least one kernel size, got {kernel_sizes!r}")
+        for size in kernel_sizes:
+            check_positive_int("kernel_sizes entry", size)
+        if stride_sizes is None:
+            stride_sizes = [1] * len(kernel_sizes)
+        if len(stride_sizes) != len(kernel_sizes):
+            raise InvalidArgumentError(
+                f"stride_sizes must have one entry per kernel size ({len(kernel_sizes)}), got {stride_sizes!r}"
+            )
+        for stride in stride_sizes:
+            check_positive_int("stride_sizes entry", stride)
+        self.in_embedding_dimension = in_embedding_dimension
+        self.out_channels = out_channels
+        self.kernel_sizes = list(kernel_sizes)
+        self.stride_sizes = list(stride_sizes)
+        self.embeddings_dimension = out_channels * len(kernel_sizes)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(
+                in_channels=in_embedding_dimension,
+                out_channels=out_channels,
+                kernel_size=kernel_size,
+                stride=stride,
+                padding=(kernel_size - 1) // 2,
+            )
+            for kernel_size, stride in zip(self.kernel_sizes, self.stride_sizes, strict=True)
+        )
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Replace ``token_embeddings`` (batch, tokens, in_dim) by the concatenated convolution outputs."""
+        channels_first = features["token_embeddings"].transpose(1, -1)
+        outputs = [conv(channels_first) for conv in self.convs]
+        lengths = {output.shape[-1] for output in outputs}
+        if len(lengths) > 1:
+            raise InvalidArgumentError(
+                f"kernel_sizes={self.kernel_sizes} with stride_sizes={self.stride_sizes} give outputs of different "
+                f"lengths {sorted(lengths)}; use odd kernel sizes and equal strides"
+            )
+        features["token_embeddings"] = torch.cat(outputs, 1).transpose(1, -1)
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        """Width of the output token embeddings: ``out_channels * len(kernel_sizes)``."""
+        return self.embeddings_dimension
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write ``cnn_config.json`` and the convolution weights."""
+        self.save_config(output_path)
+        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
+        """Build from ``cnn_config.json`` and load the weights strictly."""
+        return load_with_weights(cls, model_name_or_path, subfolder)  # type: ignore[return-value]
