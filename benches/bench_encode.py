@@ -16,16 +16,19 @@ from common import best_time, report, require_shared, sentences_of_words, stsb_s
 def bench_static() -> str:
     """StaticEmbedding encode of 100,000 sentences of 5-40 words (bert-base-uncased vocabulary, 256 dims)."""
     import sentence_transformers as st
+    from embedforge import SentenceTransformer
+    from embedforge.models import StaticEmbedding
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
     from tokenizers import Tokenizer
 
-    from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
-
     tokenizer_path = str(require_shared("tokenizers", "bert-base-uncased.json"))
     texts = sentences_of_words(100_000, 5, 40)
-    weights = torch.randn(Tokenizer.from_file(tokenizer_path).get_vocab_size(), 256, generator=torch.Generator().manual_seed(0))
-    ours = SentenceTransformer(modules=[StaticEmbedding(Tokenizer.from_file(tokenizer_path), embedding_weights=weights)])
+    weights = torch.randn(
+        Tokenizer.from_file(tokenizer_path).get_vocab_size(), 256, generator=torch.Generator().manual_seed(0)
+    )
+    ours = SentenceTransformer(
+        modules=[StaticEmbedding(Tokenizer.from_file(tokenizer_path), embedding_weights=weights)]
+    )
     theirs = st.SentenceTransformer(
         modules=[StStatic(Tokenizer.from_file(tokenizer_path), embedding_weights=weights.clone())], device="cpu"
     )
@@ -33,8 +36,17 @@ def bench_static() -> str:
     ours_seconds = best_time(lambda: ours.encode(texts), repeats=3)
     theirs_seconds = best_time(lambda: theirs.encode(texts), repeats=2)
     theirs_big_batch = best_time(lambda: theirs.encode(texts, batch_size=1024), repeats=2)
-    report("StaticEmbedding encode, 100k sentences (ST batch_size=1024)", ours_seconds, theirs_big_batch, len(texts), "sentences", "-")
-    return report("StaticEmbedding encode, 100k sentences", ours_seconds, theirs_seconds, len(texts), "sentences", ">= 4x")
+    report(
+        "StaticEmbedding encode, 100k sentences (ST batch_size=1024)",
+        ours_seconds,
+        theirs_big_batch,
+        len(texts),
+        "sentences",
+        "-",
+    )
+    return report(
+        "StaticEmbedding encode, 100k sentences", ours_seconds, theirs_seconds, len(texts), "sentences", ">= 4x"
+    )
 
 
 def minilm_folder() -> str:
@@ -50,7 +62,6 @@ def minilm_folder() -> str:
 def bench_transformer() -> str:
     """all-MiniLM-L6-v2 encode of 2,000 STS sentences, default arguments (batch_size=32)."""
     import sentence_transformers as st
-
     from embedforge import SentenceTransformer
 
     texts = stsb_sentences()[:2000]
@@ -62,13 +73,19 @@ def bench_transformer() -> str:
     for _ in range(3):
         ours_times.append(best_time(lambda: ours.encode(texts), repeats=1, warmup=0))
         theirs_times.append(best_time(lambda: theirs.encode(texts), repeats=1, warmup=0))
-    return report("all-MiniLM-L6-v2 encode, 2,000 sentences", min(ours_times), min(theirs_times), len(texts), "sentences", ">= 0.95x")
+    return report(
+        "all-MiniLM-L6-v2 encode, 2,000 sentences",
+        min(ours_times),
+        min(theirs_times),
+        len(texts),
+        "sentences",
+        ">= 0.95x",
+    )
 
 
 def bench_tokenize() -> str:
     """Tokenise-and-pad one training batch of 256 STS sentences for all-MiniLM-L6-v2 (model.preprocess)."""
     import sentence_transformers as st
-
     from embedforge import SentenceTransformer
 
     texts = stsb_sentences()[:256]

@@ -12,15 +12,161 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMBEDFORGE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 #: Words for generated vocabularies and sentences: real English so WordPiece splits look natural.
-WORDS = (
-    "the a of to and in is was for on that with as by it at from his her they are be this an which or had has "
-    "not but were their one all we can there been if more when will would who so no about up out them into "
-    "time only new some could these two may first then do any like my now over such our man me even most made "
-    "after also did many before must through back years where much your way well down should because each just "
-    "those people how too little state good very make world still own see men work long get here between both "
-    "life being under never day same another know while last might us great old year off come since against go "
-    "came right used take three cat dog bird fish tree house car road river city music food water light night"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "it",
+    "at",
+    "from",
+    "his",
+    "her",
+    "they",
+    "are",
+    "be",
+    "this",
+    "an",
+    "which",
+    "or",
+    "had",
+    "has",
+    "not",
+    "but",
+    "were",
+    "their",
+    "one",
+    "all",
+    "we",
+    "can",
+    "there",
+    "been",
+    "if",
+    "more",
+    "when",
+    "will",
+    "would",
+    "who",
+    "so",
+    "no",
+    "about",
+    "up",
+    "out",
+    "them",
+    "into",
+    "time",
+    "only",
+    "new",
+    "some",
+    "could",
+    "these",
+    "two",
+    "may",
+    "first",
+    "then",
+    "do",
+    "any",
+    "like",
+    "my",
+    "now",
+    "over",
+    "such",
+    "our",
+    "man",
+    "me",
+    "even",
+    "most",
+    "made",
+    "after",
+    "also",
+    "did",
+    "many",
+    "before",
+    "must",
+    "through",
+    "back",
+    "years",
+    "where",
+    "much",
+    "your",
+    "way",
+    "well",
+    "down",
+    "should",
+    "because",
+    "each",
+    "just",
+    "those",
+    "people",
+    "how",
+    "too",
+    "little",
+    "state",
+    "good",
+    "very",
+    "make",
+    "world",
+    "still",
+    "own",
+    "see",
+    "men",
+    "work",
+    "long",
+    "get",
+    "here",
+    "between",
+    "both",
+    "life",
+    "being",
+    "under",
+    "never",
+    "day",
+    "same",
+    "another",
+    "know",
+    "while",
+    "last",
+    "might",
+    "us",
+    "great",
+    "old",
+    "year",
+    "off",
+    "come",
+    "since",
+    "against",
+    "go",
+    "came",
+    "right",
+    "used",
+    "take",
+    "three",
+    "cat",
+    "dog",
+    "bird",
+    "fish",
+    "tree",
+    "house",
+    "car",
+    "road",
+    "river",
+    "city",
+    "music",
+    "food",
+    "water",
+    "light",
+    "night",
+]
 
 
 def shared_path(*parts: str) -> Path:
@@ -41,16 +187,32 @@ def random_sentences(count: int, seed: int = 0, min_words: int = 1, max_words: i
 
 
 def write_wordpiece_tokenizer(folder: Path) -> None:
-    """A small lowercase BERT WordPiece tokenizer (tokenizer.json + vocab.txt + tokenizer_config.json)."""
+    """A small lowercase BERT WordPiece tokenizer (tokenizer.json, vocab.txt and tokenizer_config.json)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
-    pieces = sorted({word for word in WORDS} | {"##s", "##ed", "##ing", "##ly", "##er"} | set("abcdefghijklmnopqrstuvwxyz.,!?'"))
+    pieces = sorted(set(WORDS) | {"##s", "##ed", "##ing", "##ly", "##er"} | set("abcdefghijklmnopqrstuvwxyz.,!?':"))
     pieces += ["##" + letter for letter in "abcdefghijklmnopqrstuvwxyz"]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
+    tokenizer = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer.decoder = decoders.WordPiece()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=512)
-    tokenizer.save_pretrained(str(folder))
+    wrapped = BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+    wrapped.save_pretrained(str(folder))
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer
-
 from conftest import random_sentences, shared_path
-from embedforge import SentenceTransformer
-from embedforge import _core
+from embedforge import SentenceTransformer, _core
 from embedforge.models import Normalize, StaticEmbedding
+from tokenizers import Tokenizer
 
 st = pytest.importorskip("sentence_transformers")
 
@@ -65,7 +63,9 @@ def test_minilm_folders_move_both_ways(minilm_dir: Path, tmp_path: Path) -> None
     ours = SentenceTransformer(str(minilm_dir))
     reference = st.SentenceTransformer(str(minilm_dir), device="cpu").encode(texts)
     ours.save(str(tmp_path / "ours"))
-    np.testing.assert_allclose(st.SentenceTransformer(str(tmp_path / "ours"), device="cpu").encode(texts), reference, atol=1e-5)
+    np.testing.assert_allclose(
+        st.SentenceTransformer(str(tmp_path / "ours"), device="cpu").encode(texts), reference, atol=1e-5
+    )
     st.SentenceTransformer(str(minilm_dir), device="cpu").save(str(tmp_path / "theirs"))
     np.testing.assert_allclose(SentenceTransformer(str(tmp_path / "theirs")).encode(texts), reference, atol=1e-5)
 
@@ -108,7 +108,9 @@ def test_static_models_agree_and_move_both_ways(tiny_bert_dir: Path, tmp_path: P
     np.testing.assert_allclose(ours.encode(texts), reference, atol=1e-6)
 
     ours.save(str(tmp_path / "ours"))
-    np.testing.assert_allclose(st.SentenceTransformer(str(tmp_path / "ours"), device="cpu").encode(texts), reference, atol=1e-6)
+    np.testing.assert_allclose(
+        st.SentenceTransformer(str(tmp_path / "ours"), device="cpu").encode(texts), reference, atol=1e-6
+    )
     theirs.save(str(tmp_path / "theirs"))
     np.testing.assert_allclose(SentenceTransformer(str(tmp_path / "theirs")).encode(texts), reference, atol=1e-6)
     # The Rust library loads the folder sentence-transformers saved and embeds the same.
@@ -131,12 +133,27 @@ def test_bert_base_tokenizer_ids_match_transformers() -> None:
     ours = _core.Tokenizer.from_file(str(path))
     texts = texts_for_parity()
     for max_length in (8, 128):
-        expected = reference(texts, padding=True, truncation="longest_first", max_length=max_length, return_tensors="np")
+        expected = reference(
+            texts,
+            padding=True,
+            truncation="longest_first",
+            max_length=max_length,
+            return_tensors="np",
+            return_token_type_ids=True,
+        )
         got = ours.encode_padded(texts, max_length=max_length)
         for key in ("input_ids", "attention_mask", "token_type_ids"):
             np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{key} at max_length={max_length}")
     pairs = texts[1:]
-    expected = reference(texts[:-1], pairs, padding=True, truncation="longest_first", max_length=32, return_tensors="np")
+    expected = reference(
+        texts[:-1],
+        pairs,
+        padding=True,
+        truncation="longest_first",
+        max_length=32,
+        return_tensors="np",
+        return_token_type_ids=True,
+    )
     got = ours.encode_padded(texts[:-1], pairs=pairs, max_length=32)
     for key in ("input_ids", "attention_mask", "token_type_ids"):
         np.testing.assert_array_equal(got[key], expected[key], err_msg=f"pair {key}")

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer
-
 from conftest import random_sentences, shared_path
 from embedforge import SentenceTransformer
 from embedforge.exceptions import EmbedforgeError, InvalidArgumentError, ModelFormatError, ModelNotFoundError
 from embedforge.models import Dense, Normalize, Pooling, StaticEmbedding, Transformer
+from tokenizers import Tokenizer
 
 TRICKY = ["", "   ", "hello world", "Der Hund läuft schnell.", "猫が好きです", "emoji 🎉🚀 end", "word " * 300]
 
@@ -135,7 +134,10 @@ def test_save_and_load_round_trip(tmp_path: Path, tiny_bert_dir: Path) -> None:
         "sentence_transformers.models.Normalize",
     ]
     assert [entry["path"] for entry in names] == ["", "1_Pooling", "2_Dense", "3_Normalize"]
-    assert json.loads((target / "sentence_bert_config.json").read_text()) == {"max_seq_length": 20, "do_lower_case": False}
+    assert json.loads((target / "sentence_bert_config.json").read_text()) == {
+        "max_seq_length": 20,
+        "do_lower_case": False,
+    }
     assert (target / "2_Dense" / "model.safetensors").is_file() and (target / "README.md").is_file()
     loaded = SentenceTransformer(str(target))
     assert loaded.prompts == {"query": "q: "} and loaded.similarity_fn_name == "dot" and loaded.max_seq_length == 20

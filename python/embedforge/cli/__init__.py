@@ -1,0 +1,21 @@
+"""The ``embedforge`` console command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from embedforge.cli.demo import add_demo_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``embedforge`` command."""
+    parser = argparse.ArgumentParser(prog="embedforge", description="Train and run sentence-embedding models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_demo_command(commands)
+    arguments = parser.parse_args(argv)
+    return int(arguments.run(arguments) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
