@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    PretrainedConfig,
-    PreTrainedModel,
-    T5Config,
-)
 
 from embedforge._internal.local_path import require_local_dir
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
 from embedforge.models.module import InputModule
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
 
 try:
     from typing import Self
@@ -63,13 +58,9 @@ class Transformer(InputModule):
     ) -> None:
         super().__init__()
         if backend != "torch":
-            raise InvalidArgumentError(
-                f"backend={backend!r} is not supported; embedforge runs models with 'torch'"
-            )
+            raise InvalidArgumentError(f"backend={backend!r} is not supported; embedforge runs models with 'torch'")
         model_dir = require_local_dir(model_name_or_path, "model_name_or_path")
-        tokenizer_dir = require_local_dir(
-            tokenizer_name_or_path or model_name_or_path, "tokenizer_name_or_path"
-        )
+        tokenizer_dir = require_local_dir(tokenizer_name_or_path or model_name_or_path, "tokenizer_name_or_path")
         model_kwargs = {**(model_args or {}), **(model_kwargs or {})}
         tokenizer_kwargs = {
             **(tokenizer_args or {}),
@@ -89,33 +80,24 @@ class Transformer(InputModule):
             ):
                 kwargs.pop(key, None)
         self.do_lower_case = do_lower_case
+        # transformers takes seconds to import: only models that use it pay for it.
+        from transformers import AutoConfig, AutoTokenizer
+
         try:
-            config = AutoConfig.from_pretrained(
-                model_dir, local_files_only=True, **config_kwargs
-            )
-            self.auto_model: PreTrainedModel = _load_model(
-                model_dir, config, model_kwargs
-            )
+            config = AutoConfig.from_pretrained(model_dir, local_files_only=True, **config_kwargs)
+            self.auto_model: PreTrainedModel = _load_model(model_dir, config, model_kwargs)
         except OSError as error:
-            raise ModelFormatError(
-                f"Cannot load the transformer in {model_dir!r}: {error}"
-            ) from error
+            raise ModelFormatError(f"Cannot load the transformer in {model_dir!r}: {error}") from error
         if max_seq_length is not None and "model_max_length" not in tokenizer_kwargs:
             tokenizer_kwargs["model_max_length"] = max_seq_length
         try:
-            self.hf_tokenizer = AutoTokenizer.from_pretrained(
-                tokenizer_dir, local_files_only=True, **tokenizer_kwargs
-            )
+            self.hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True, **tokenizer_kwargs)
         except (OSError, ValueError) as error:
-            raise ModelFormatError(
-                f"Cannot load the tokenizer in {tokenizer_dir!r}: {error}"
-            ) from error
+            raise ModelFormatError(f"Cannot load the tokenizer in {tokenizer_dir!r}: {error}") from error
         max_positions = getattr(self.auto_model.config, "max_position_embeddings", None)
         if max_seq_length is None and max_positions not in (None, -1):
             # Tokenizers often claim an effectively infinite model_max_length; the model's positions are the limit.
-            self.hf_tokenizer.model_max_length = min(
-                self.hf_tokenizer.model_max_length, max_positions
-            )
+            self.hf_tokenizer.model_max_length = min(self.hf_tokenizer.model_max_length, max_positions)
         if do_lower_case:
             _add_lowercase(self.hf_tokenizer)
         self._rust_tokenizer = _rust_tokenizer_for(self.hf_tokenizer)
@@ -156,9 +138,7 @@ class Transformer(InputModule):
             value = getattr(config, key, None)
             if isinstance(value, int):
                 return value
-        raise ModelFormatError(
-            f"Cannot tell the hidden size of a {type(config).__name__}"
-        )
+        raise ModelFormatError(f"Cannot tell the hidden size of a {type(config).__name__}")
 
     # -- tokenisation ----------------------------------------------------------------------------
 
@@ -176,9 +156,7 @@ class Transformer(InputModule):
         """Tokenise a batch of texts or text pairs into padded tensors."""
         return self.preprocess(list(texts), prompt=kwargs.get("prompt"))
 
-    def preprocess(
-        self, inputs: list[Any], prompt: str | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Tokenise ``inputs`` (texts or text pairs), prepending ``prompt``, into model inputs."""
         firsts, seconds = _split_pairs(inputs)
         max_length = self._truncation_length()
@@ -187,9 +165,7 @@ class Transformer(InputModule):
                 firsts, pairs=seconds, max_length=max_length, prompt=prompt or None
             )
             features: dict[str, Any] = {
-                name: torch.from_numpy(arrays[name])
-                for name in self._input_names()
-                if name in arrays
+                name: torch.from_numpy(arrays[name]) for name in self._input_names() if name in arrays
             }
         else:
             texts = [prompt + text for text in firsts] if prompt else firsts
@@ -209,19 +185,13 @@ class Transformer(InputModule):
         return features
 
     def _input_names(self) -> list[str]:
-        return list(
-            getattr(
-                self.hf_tokenizer, "model_input_names", ["input_ids", "attention_mask"]
-            )
-        )
+        return list(getattr(self.hf_tokenizer, "model_input_names", ["input_ids", "attention_mask"]))
 
     def _prompt_length(self, prompt: str, max_length: int | None) -> int:
         """Positions the prompt takes at the start of each input, not counting a trailing special token."""
         key = (prompt, max_length)
         if key not in self._prompt_lengths:
-            ids = self.hf_tokenizer(prompt, truncation=True, max_length=max_length)[
-                "input_ids"
-            ]
+            ids = self.hf_tokenizer(prompt, truncation=True, max_length=max_length)["input_ids"]
             length = len(ids)
             if ids and ids[-1] in self._special_ids:
                 length -= 1
@@ -232,17 +202,10 @@ class Transformer(InputModule):
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the model and store its last hidden state as ``token_embeddings``."""
-        inputs = {
-            key: features[key]
-            for key in ("input_ids", "attention_mask", "token_type_ids")
-            if key in features
-        }
+        inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
         output = self.auto_model(**inputs, return_dict=True)
         features["token_embeddings"] = output[0]
-        if (
-            getattr(self.auto_model.config, "output_hidden_states", False)
-            and "hidden_states" in output
-        ):
+        if getattr(self.auto_model.config, "output_hidden_states", False) and "hidden_states" in output:
             features["all_layer_embeddings"] = output["hidden_states"]
         return features
 
@@ -261,9 +224,7 @@ class Transformer(InputModule):
         **kwargs: Any,
     ) -> None:
         """Write the transformers model, its tokenizer and ``sentence_bert_config.json``."""
-        self.auto_model.save_pretrained(
-            output_path, safe_serialization=safe_serialization
-        )
+        self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
         self.hf_tokenizer.save_pretrained(output_path)
         self.save_config(output_path)
 
@@ -309,19 +270,13 @@ class Transformer(InputModule):
         return f"Transformer({self.get_config_dict()}) with {type(self.auto_model).__name__}"
 
 
-def _load_model(
-    model_dir: str, config: PretrainedConfig, model_kwargs: dict[str, Any]
-) -> PreTrainedModel:
+def _load_model(model_dir: str, config: PretrainedConfig, model_kwargs: dict[str, Any]) -> PreTrainedModel:
     """Load the encoder; encoder-decoder T5 models keep only their encoder, as sentence-transformers does."""
-    if isinstance(config, T5Config):
-        from transformers import T5EncoderModel
+    from transformers import AutoModel, T5Config, T5EncoderModel
 
-        return T5EncoderModel.from_pretrained(
-            model_dir, config=config, local_files_only=True, **model_kwargs
-        )
-    return AutoModel.from_pretrained(
-        model_dir, config=config, local_files_only=True, **model_kwargs
-    )
+    if isinstance(config, T5Config):
+        return T5EncoderModel.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)
+    return AutoModel.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)
 
 
 def _add_lowercase(tokenizer: Any) -> None:
@@ -333,9 +288,7 @@ def _add_lowercase(tokenizer: Any) -> None:
         tokenizer.do_lower_case = True
         return
     current = backend.normalizer
-    if current is not None and "Lowercase" in current.__getstate__().decode(
-        "utf-8", "ignore"
-    ):
+    if current is not None and "Lowercase" in current.__getstate__().decode("utf-8", "ignore"):
         return
     parts = [normalizers.Lowercase()] + ([current] if current is not None else [])
     backend.normalizer = normalizers.Sequence(parts)
@@ -367,27 +320,17 @@ def _split_pairs(inputs: list[Any]) -> tuple[list[str], list[str] | None]:
     firsts: list[str] = []
     seconds: list[str] = []
     for index, item in enumerate(inputs):
-        if (
-            isinstance(item, (tuple, list))
-            and len(item) == 2
-            and all(isinstance(part, str) for part in item)
-        ):
+        if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(part, str) for part in item):
             firsts.append(item[0])
             seconds.append(item[1])
-        elif (
-            isinstance(item, (tuple, list))
-            and len(item) == 1
-            and isinstance(item[0], str)
-        ):
+        elif isinstance(item, (tuple, list)) and len(item) == 1 and isinstance(item[0], str):
             firsts.append(item[0])
         else:
             raise InvalidArgumentError(
                 f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str or a pair of str"
             )
     if seconds and len(seconds) != len(firsts):
-        raise InvalidArgumentError(
-            "inputs mixes single texts and text pairs; a batch must be all one or the other"
-        )
+        raise InvalidArgumentError("inputs mixes single texts and text pairs; a batch must be all one or the other")
     return firsts, (seconds or None)
 
 
