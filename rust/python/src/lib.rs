@@ -1,1 +1,33 @@
-//! placeholder
+//! `embedforge._core`: thin PyO3 wrappers around the `embedforge` crate.
+//!
+//! Every function here converts its arguments, releases the GIL through [`convert::detached`]
+//! for the actual work, and converts the result back; the logic lives in `embedforge`.
+
+mod convert;
+mod errors;
+mod static_model;
+mod threads;
+mod tokenizer;
+
+use pyo3::prelude::*;
+
+// Tokenisation allocates many small strings and vectors per text; mimalloc makes batch
+// encoding about 20% faster than the system allocator. It only serves Rust allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The native half of embedforge.
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    threads::register_fork_handler()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<tokenizer::PyTokenizer>()?;
+    m.add_class::<static_model::PyStaticModel>()?;
+    m.add_function(wrap_pyfunction!(tokenizer::length_order, m)?)?;
+    m.add_function(wrap_pyfunction!(static_model::embedding_bag_mean, m)?)?;
+    m.add_function(wrap_pyfunction!(static_model::embed_static, m)?)?;
+    m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
+    Ok(())
+}

@@ -67,8 +67,8 @@ impl BatchTokenizer {
             if pairs.len() != texts.len() {
                 return Err(Error::invalid_argument(
                     "pairs",
-                    format!("{} texts", pairs.len()),
-                    format!("one per text ({} texts)", texts.len()),
+                    format!("{} pairs", pairs.len()),
+                    format!("one pair per text ({})", texts.len()),
                 ));
             }
         }
