@@ -42,7 +42,10 @@ class Tokenizer:
         Texts are truncated (longest-first for pairs) to ``max_length`` tokens, special
         tokens included. With ``prompt`` the prompt is prepended to every text and the
         result also holds ``prompt_length`` (a 0-d array), computed as in
-        sentence-transformers: the prompt's token count with special tokens, minus one.
+        sentence-transformers: the prompt's token count with special tokens (truncated to
+        ``max_length``), minus one when it ends in a special token such as ``[SEP]``.
+        ``max_length`` smaller than the special tokens the tokenizer adds raises
+        ``InvalidArgumentError``.
         """
     def encode_flat(
         self,
