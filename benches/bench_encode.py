@@ -10,16 +10,18 @@ import sys
 
 import numpy as np
 import torch
+
 from common import best_time, report, require_shared, sentences_of_words, stsb_sentences
 
 
 def bench_static() -> str:
     """StaticEmbedding encode of 100,000 sentences of 5-40 words (bert-base-uncased vocabulary, 256 dims)."""
     import sentence_transformers as st
-    from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
     from tokenizers import Tokenizer
+
+    from embedforge import SentenceTransformer
+    from embedforge.models import StaticEmbedding
 
     tokenizer_path = str(require_shared("tokenizers", "bert-base-uncased.json"))
     texts = sentences_of_words(100_000, 5, 40)
@@ -62,6 +64,7 @@ def minilm_folder() -> str:
 def bench_transformer() -> str:
     """all-MiniLM-L6-v2 encode of 2,000 STS sentences, default arguments (batch_size=32)."""
     import sentence_transformers as st
+
     from embedforge import SentenceTransformer
 
     texts = stsb_sentences()[:2000]
@@ -86,6 +89,7 @@ def bench_transformer() -> str:
 def bench_tokenize() -> str:
     """Tokenise-and-pad one training batch of 256 STS sentences for all-MiniLM-L6-v2 (model.preprocess)."""
     import sentence_transformers as st
+
     from embedforge import SentenceTransformer
 
     texts = stsb_sentences()[:256]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from embedforge.exceptions import InvalidArgumentError, ModelNotFoundError
 from embedforge.models.distillation import distill_static_embeddings
 

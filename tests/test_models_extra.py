@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError, ModelNotFoundError
 from embedforge.models import (
     CNN,
@@ -36,7 +37,7 @@ st_tokenizers = pytest.importorskip("sentence_transformers.sentence_transformer.
 st_router = pytest.importorskip("sentence_transformers.base.modules.router")
 
 ATOL = 1e-6
-WORDS = "the cat sat on mat dog ran fast New York city is big and bright".split()
+WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "fast", "New", "York", "city", "is", "big", "and", "bright"]
 TEXTS = [
     "The cat sat on the mat.",
     "A dog ran fast, very FAST!",

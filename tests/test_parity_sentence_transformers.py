@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer
+
 from conftest import random_sentences, shared_path
 from embedforge import SentenceTransformer, _core
 from embedforge.models import Normalize, StaticEmbedding
-from tokenizers import Tokenizer
 
 st = pytest.importorskip("sentence_transformers")
 

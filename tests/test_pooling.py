@@ -86,7 +86,11 @@ def test_legacy_flags_and_config_round_trip(tmp_path) -> None:
     assert legacy.pooling_mode == ("cls", "mean")
     legacy.save(str(tmp_path))
     loaded = Pooling.load(str(tmp_path))
-    assert loaded.get_config_dict() == {"embedding_dimension": 8, "pooling_mode": ["cls", "mean"], "include_prompt": True}
+    assert loaded.get_config_dict() == {
+        "embedding_dimension": 8,
+        "pooling_mode": ["cls", "mean"],
+        "include_prompt": True,
+    }
     (tmp_path / "config.json").write_text(
         '{"word_embedding_dimension": 6, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": false,'
         ' "pooling_mode_max_tokens": true, "pooling_mode_mean_sqrt_len_tokens": false}'

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer
+
 from conftest import random_sentences, shared_path
 from embedforge import SentenceTransformer
 from embedforge.exceptions import EmbedforgeError, InvalidArgumentError, ModelFormatError, ModelNotFoundError
 from embedforge.models import Dense, Normalize, Pooling, StaticEmbedding, Transformer
-from tokenizers import Tokenizer
 
 TRICKY = ["", "   ", "hello world", "Der Hund läuft schnell.", "猫が好きです", "emoji 🎉🚀 end", "word " * 300]
 

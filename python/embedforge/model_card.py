@@ -14,9 +14,7 @@ def write_model_card(
 ) -> None:
     """Write a short card: architecture, output width, similarity function, prompts and a usage snippet."""
     name = model_name or "embedforge model"
-    architecture = "\n".join(
-        f"  ({key}): {module!r}" for key, module in model._modules.items()
-    )
+    architecture = "\n".join(f"  ({key}): {module!r}" for key, module in model._modules.items())
     lines = [
         "---",
         "library_name: sentence-transformers",

@@ -70,9 +70,7 @@ class SentenceTransformer(nn.Sequential):
         backend: Literal["torch"] = "torch",
     ) -> None:
         if backend != "torch":
-            raise InvalidArgumentError(
-                f"backend={backend!r} is not supported; embedforge runs models with 'torch'"
-            )
+            raise InvalidArgumentError(f"backend={backend!r} is not supported; embedforge runs models with 'torch'")
         self.prompts: dict[str, str] = dict(prompts or {})
         self.default_prompt_name = default_prompt_name
         self._similarity_fn_name: str | None = None
@@ -102,9 +100,7 @@ class SentenceTransformer(nn.Sequential):
             else:
                 modules = _default_modules(folder, load_kwargs)
         if modules is not None and not isinstance(modules, OrderedDict):
-            modules = OrderedDict(
-                (str(index), module) for index, module in enumerate(modules)
-            )
+            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
         super().__init__(modules or OrderedDict())
         self._check_prompts()
         self.to(_pick_device(device))
@@ -112,9 +108,7 @@ class SentenceTransformer(nn.Sequential):
 
     # -- loading -----------------------------------------------------------------------------------
 
-    def _load_modules_json(
-        self, folder: str, load_kwargs: dict[str, Any]
-    ) -> OrderedDict:
+    def _load_modules_json(self, folder: str, load_kwargs: dict[str, Any]) -> OrderedDict:
         """Build the modules listed in ``modules.json`` and apply ``config_sentence_transformers.json``."""
         config_path = os.path.join(folder, "config_sentence_transformers.json")
         if os.path.isfile(config_path):
@@ -124,36 +118,23 @@ class SentenceTransformer(nn.Sequential):
             if self.default_prompt_name is None:
                 self.default_prompt_name = self._model_config.get("default_prompt_name")
             saved_similarity = self._model_config.get("similarity_fn_name")
-            if (
-                self._similarity_fn_name is None
-                and saved_similarity in SUPPORTED_SIMILARITY_FN_NAMES
-            ):
+            if self._similarity_fn_name is None and saved_similarity in SUPPORTED_SIMILARITY_FN_NAMES:
                 self.similarity_fn_name = saved_similarity
             if self.truncate_dim is None:
                 self.truncate_dim = self._model_config.get("truncate_dim")
         entries = _read_json(os.path.join(folder, "modules.json"), list)
         modules: OrderedDict[str, nn.Module] = OrderedDict()
         for position, entry in enumerate(entries):
-            if (
-                not isinstance(entry, dict)
-                or "type" not in entry
-                or "path" not in entry
-            ):
+            if not isinstance(entry, dict) or "type" not in entry or "path" not in entry:
                 raise ModelFormatError(
                     f"modules.json entry {position} in {folder!r} needs 'type' and 'path': {entry!r}"
                 )
             subfolder = entry["path"]
-            if os.path.isabs(subfolder) or ".." in subfolder.replace("\\", "/").split(
-                "/"
-            ):
-                raise ModelFormatError(
-                    f"modules.json entry {position} has path {subfolder!r} outside the model folder"
-                )
+            if os.path.isabs(subfolder) or ".." in subfolder.replace("\\", "/").split("/"):
+                raise ModelFormatError(f"modules.json entry {position} has path {subfolder!r} outside the model folder")
             module_class = module_class_from_type(entry["type"])
             name = str(entry.get("name", position))
-            modules[name] = _load_module(
-                module_class, folder, subfolder if subfolder != "." else "", load_kwargs
-            )
+            modules[name] = _load_module(module_class, folder, subfolder if subfolder != "." else "", load_kwargs)
             if entry.get("kwargs"):
                 self.module_kwargs[name] = list(entry["kwargs"])
         return modules
@@ -161,10 +142,7 @@ class SentenceTransformer(nn.Sequential):
     # -- configuration -----------------------------------------------------------------------------
 
     def _check_prompts(self) -> None:
-        if (
-            self.default_prompt_name is not None
-            and self.default_prompt_name not in self.prompts
-        ):
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise InvalidArgumentError(
                 f"default_prompt_name={self.default_prompt_name!r} is not among the prompts {list(self.prompts)}"
             )
@@ -264,16 +242,10 @@ class SentenceTransformer(nn.Sequential):
 
     # -- tokenisation and forward ------------------------------------------------------------------
 
-    def preprocess(
-        self, inputs: list[Any], prompt: str | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Tokenise a batch with the first module."""
         first = self._first_module()
-        accepted = (
-            _accepted_kwargs(first.preprocess, kwargs)
-            if hasattr(first, "preprocess")
-            else {}
-        )
+        accepted = _accepted_kwargs(first.preprocess, kwargs) if hasattr(first, "preprocess") else {}
         if hasattr(first, "preprocess"):
             return first.preprocess(inputs, prompt=prompt, **accepted)
         texts = [prompt + text for text in inputs] if prompt else inputs
@@ -286,9 +258,7 @@ class SentenceTransformer(nn.Sequential):
     def forward(self, input: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the features through every module; each gets only the keyword arguments it declares."""
         for name, module in self.named_children():
-            accepted = set(self.module_kwargs.get(name, ())) | set(
-                getattr(module, "forward_kwargs", ())
-            )
+            accepted = set(self.module_kwargs.get(name, ())) | set(getattr(module, "forward_kwargs", ()))
             input = module(
                 input,
                 **{key: value for key, value in kwargs.items() if key in accepted},
@@ -297,14 +267,10 @@ class SentenceTransformer(nn.Sequential):
 
     # -- encoding ----------------------------------------------------------------------------------
 
-    def _resolve_prompt(
-        self, prompt: str | None, prompt_name: str | None
-    ) -> str | None:
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:
             if prompt_name is not None:
-                logger.warning(
-                    "Both prompt and prompt_name were given; using prompt and ignoring prompt_name."
-                )
+                logger.warning("Both prompt and prompt_name were given; using prompt and ignoring prompt_name.")
             return prompt
         if prompt_name is not None:
             if prompt_name not in self.prompts:
@@ -338,9 +304,7 @@ class SentenceTransformer(nn.Sequential):
     ) -> Any:
         """Encode documents: the first of the document/passage/corpus prompts, and the ``document`` route."""
         if prompt_name is None and prompt is None:
-            prompt_name = next(
-                (name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None
-            )
+            prompt_name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
         kwargs.setdefault("task", "document")
         return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, **kwargs)
 
@@ -351,8 +315,7 @@ class SentenceTransformer(nn.Sequential):
         prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
-        output_value: Literal["sentence_embedding", "token_embeddings"]
-        | None = "sentence_embedding",
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
         precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
@@ -370,14 +333,10 @@ class SentenceTransformer(nn.Sequential):
         """
         if "sentences" in kwargs:
             if inputs is not None:
-                raise InvalidArgumentError(
-                    "Pass the texts as inputs or sentences, not both"
-                )
+                raise InvalidArgumentError("Pass the texts as inputs or sentences, not both")
             inputs = kwargs.pop("sentences")
         if inputs is None:
-            raise InvalidArgumentError(
-                "encode() needs inputs: a string or a list of strings"
-            )
+            raise InvalidArgumentError("encode() needs inputs: a string or a list of strings")
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (
                 logging.INFO,
@@ -388,9 +347,7 @@ class SentenceTransformer(nn.Sequential):
         if output_value != "sentence_embedding":
             convert_to_numpy = convert_to_tensor = False
         if not isinstance(batch_size, int) or batch_size <= 0:
-            raise InvalidArgumentError(
-                f"batch_size={batch_size!r}; expected a positive integer"
-            )
+            raise InvalidArgumentError(f"batch_size={batch_size!r}; expected a positive integer")
         if precision is not None and precision not in ALLOWED_PRECISIONS:
             raise InvalidArgumentError(
                 f"precision={precision!r} is not supported; expected one of {ALLOWED_PRECISIONS}"
@@ -400,9 +357,7 @@ class SentenceTransformer(nn.Sequential):
                 f"output_value={output_value!r}; expected 'sentence_embedding', 'token_embeddings' or None"
             )
         if pool is not None or isinstance(device, list):
-            raise InvalidArgumentError(
-                "Multi-process encoding (pool, a list of devices) is not supported"
-            )
+            raise InvalidArgumentError("Multi-process encoding (pool, a list of devices) is not supported")
         unknown = set(kwargs) - set(self.get_model_kwargs()) - {"task"}
         if unknown:
             raise InvalidArgumentError(
@@ -410,9 +365,7 @@ class SentenceTransformer(nn.Sequential):
                 f"it accepts {self.get_model_kwargs()}"
             )
         single = isinstance(inputs, str) or (
-            isinstance(inputs, tuple)
-            and len(inputs) == 2
-            and all(isinstance(x, str) for x in inputs)
+            isinstance(inputs, tuple) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
         )
         if single:
             inputs = [inputs]
@@ -423,23 +376,15 @@ class SentenceTransformer(nn.Sequential):
         _check_texts(inputs)
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        if truncate_dim is not None and (
-            not isinstance(truncate_dim, int) or truncate_dim <= 0
-        ):
-            raise InvalidArgumentError(
-                f"truncate_dim={truncate_dim!r}; expected a positive integer or None"
-            )
+        if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim <= 0):
+            raise InvalidArgumentError(f"truncate_dim={truncate_dim!r}; expected a positive integer or None")
         if device is not None:
             self.to(device)
 
         if not inputs:
-            embeddings: Any = self._empty_result(
-                output_value, truncate_dim, convert_to_tensor, convert_to_numpy
-            )
+            embeddings: Any = self._empty_result(output_value, truncate_dim, convert_to_tensor, convert_to_numpy)
             return embeddings
-        if output_value == "sentence_embedding" and self._static_fast_path_applies(
-            kwargs
-        ):
+        if output_value == "sentence_embedding" and self._static_fast_path_applies(kwargs):
             matrix = self._encode_static(inputs, prompt, show_progress_bar)
             embeddings = torch.from_numpy(matrix)
             if truncate_dim is not None:
@@ -466,17 +411,9 @@ class SentenceTransformer(nn.Sequential):
         if convert_to_tensor:
             result: Any = torch.as_tensor(embeddings)
         elif convert_to_numpy:
-            result = (
-                embeddings.numpy()
-                if isinstance(embeddings, Tensor)
-                else np.asarray(embeddings)
-            )
+            result = embeddings.numpy() if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         else:
-            result = (
-                list(embeddings)
-                if isinstance(embeddings, Tensor)
-                else list(torch.from_numpy(embeddings))
-            )
+            result = list(embeddings) if isinstance(embeddings, Tensor) else list(torch.from_numpy(embeddings))
         return result[0] if single else result
 
     def _empty_result(
@@ -504,28 +441,17 @@ class SentenceTransformer(nn.Sequential):
         if not modules or type(modules[0]) is not StaticEmbedding or kwargs:
             return False
         rest = modules[1:]
-        if not all(
-            type(module) is Normalize
-            and module.module_input_name == "sentence_embedding"
-            for module in rest
-        ):
+        if not all(type(module) is Normalize and module.module_input_name == "sentence_embedding" for module in rest):
             return False
-        return (
-            all(module.module_output_name == "sentence_embedding" for module in rest)
-            and self.device.type == "cpu"
-        )
+        return all(module.module_output_name == "sentence_embedding" for module in rest) and self.device.type == "cpu"
 
-    def _encode_static(
-        self, texts: list[str], prompt: str | None, show_progress_bar: bool
-    ) -> np.ndarray:
+    def _encode_static(self, texts: list[str], prompt: str | None, show_progress_bar: bool) -> np.ndarray:
         static: StaticEmbedding = self._first_module()
         normalize = len(self._modules) > 1
         if len(texts) <= STATIC_CHUNK:
             return static.embed_fast(texts, prompt=prompt, normalize=normalize)
         parts = [
-            static.embed_fast(
-                texts[start : start + STATIC_CHUNK], prompt=prompt, normalize=normalize
-            )
+            static.embed_fast(texts[start : start + STATIC_CHUNK], prompt=prompt, normalize=normalize)
             for start in trange(
                 0,
                 len(texts),
@@ -553,24 +479,17 @@ class SentenceTransformer(nn.Sequential):
         device = self.device
         order = _length_order(inputs)
         collected: list[Any] = []
-        for start in trange(
-            0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar
-        ):
+        for start in trange(0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar):
             batch = [inputs[index] for index in order[start : start + batch_size]]
             features = self.preprocess(batch, prompt=prompt, **kwargs)
             features = {
-                key: value.to(device) if isinstance(value, Tensor) else value
-                for key, value in features.items()
+                key: value.to(device) if isinstance(value, Tensor) else value for key, value in features.items()
             }
             output = self.forward(features, **kwargs)
             if truncate_dim is not None and "sentence_embedding" in output:
-                output["sentence_embedding"] = output["sentence_embedding"][
-                    ..., :truncate_dim
-                ]
+                output["sentence_embedding"] = output["sentence_embedding"][..., :truncate_dim]
             if output_value == "token_embeddings":
-                for tokens, mask in zip(
-                    output["token_embeddings"], output["attention_mask"]
-                ):
+                for tokens, mask in zip(output["token_embeddings"], output["attention_mask"]):
                     kept = int(mask.nonzero()[-1].item()) + 1 if bool(mask.any()) else 1
                     collected.append(tokens[:kept].cpu())
             elif output_value is None:
@@ -578,9 +497,7 @@ class SentenceTransformer(nn.Sequential):
                     collected.append(
                         {
                             key: value[row]
-                            if isinstance(value, Tensor)
-                            and value.ndim
-                            and value.size(0) == len(batch)
+                            if isinstance(value, Tensor) and value.ndim and value.size(0) == len(batch)
                             else value
                             for key, value in output.items()
                         }
@@ -607,17 +524,13 @@ class SentenceTransformer(nn.Sequential):
         """All-pairs similarity [len(embeddings1), len(embeddings2)] with :attr:`similarity_fn_name`."""
         from embedforge.util.similarity import SimilarityFunction
 
-        return SimilarityFunction.to_similarity_fn(self.similarity_fn_name)(
-            embeddings1, embeddings2
-        )
+        return SimilarityFunction.to_similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Tensor:
         """Row-by-row similarity [len(embeddings1)] with :attr:`similarity_fn_name`."""
         from embedforge.util.similarity import SimilarityFunction
 
-        return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(
-            embeddings1, embeddings2
-        )
+        return SimilarityFunction.to_similarity_pairwise_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     # -- saving ------------------------------------------------------------------------------------
 
@@ -680,16 +593,12 @@ class SentenceTransformer(nn.Sequential):
                 if self.module_kwargs.get(name):
                     entry["kwargs"] = self.module_kwargs[name]
                 entries.append(entry)
-            with open(
-                os.path.join(staging, "modules.json"), "w", encoding="utf-8"
-            ) as f:
+            with open(os.path.join(staging, "modules.json"), "w", encoding="utf-8") as f:
                 json.dump(entries, f, indent=2)
             if create_model_card:
                 from embedforge.model_card import write_model_card
 
-                write_model_card(
-                    self, staging, model_name=model_name, train_datasets=train_datasets
-                )
+                write_model_card(self, staging, model_name=model_name, train_datasets=train_datasets)
 
     def save_pretrained(self, path: str, **kwargs: Any) -> None:
         """Same as :meth:`save`."""
@@ -714,9 +623,7 @@ def module_class_from_type(type_ref: str) -> type[nn.Module]:
 
     known_prefixes = ("sentence_transformers.", "embedforge.")
     class_name = type_ref.rsplit(".", 1)[-1]
-    if type_ref.startswith(known_prefixes) and isinstance(
-        getattr(models, class_name, None), type
-    ):
+    if type_ref.startswith(known_prefixes) and isinstance(getattr(models, class_name, None), type):
         return getattr(models, class_name)
     raise ModelFormatError(
         f"modules.json names module type {type_ref!r}, which embedforge does not provide; known modules: "
@@ -724,30 +631,13 @@ def module_class_from_type(type_ref: str) -> type[nn.Module]:
     )
 
 
-def _load_module(
-    module_class: type, folder: str, subfolder: str, load_kwargs: dict[str, Any]
-) -> nn.Module:
+def _load_module(module_class: type, folder: str, subfolder: str, load_kwargs: dict[str, Any]) -> nn.Module:
     """Call ``module_class.load`` with the load options it accepts."""
     load = module_class.load
     parameters = inspect.signature(load).parameters
-    takes_any = any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
-    options = {
-        key: value
-        for key, value in load_kwargs.items()
-        if takes_any or key in parameters
-    }
-    if (
-        len(
-            [
-                p
-                for p in parameters.values()
-                if p.kind is not inspect.Parameter.VAR_KEYWORD
-            ]
-        )
-        == 1
-    ):
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    options = {key: value for key, value in load_kwargs.items() if takes_any or key in parameters}
+    if len([p for p in parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]) == 1:
         return load(os.path.join(folder, subfolder))  # an old-style load(path)
     return load(folder, subfolder=subfolder, **options)
 
@@ -778,9 +668,7 @@ def _read_json(path: str, expected: type) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelFormatError(f"{path!r} is not valid JSON: {error}") from error
     if not isinstance(value, expected):
-        raise ModelFormatError(
-            f"{path!r} must hold a JSON {expected.__name__}, got {type(value).__name__}"
-        )
+        raise ModelFormatError(f"{path!r} must hold a JSON {expected.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -796,15 +684,9 @@ def _check_texts(inputs: list[Any]) -> None:
     for index, item in enumerate(inputs):
         if isinstance(item, str):
             continue
-        if (
-            isinstance(item, (tuple, list))
-            and item
-            and all(isinstance(part, str) for part in item)
-        ):
+        if isinstance(item, (tuple, list)) and item and all(isinstance(part, str) for part in item):
             continue
-        raise InvalidArgumentError(
-            f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str"
-        )
+        raise InvalidArgumentError(f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str")
 
 
 def _length_order(inputs: list[Any]) -> list[int]:
@@ -813,12 +695,7 @@ def _length_order(inputs: list[Any]) -> list[int]:
         from embedforge import _core
 
         return _core.length_order(inputs).tolist()
-    lengths = [
-        sum(len(part) for part in item)
-        if isinstance(item, (tuple, list))
-        else len(item)
-        for item in inputs
-    ]
+    lengths = [sum(len(part) for part in item) if isinstance(item, (tuple, list)) else len(item) for item in inputs]
     return sorted(range(len(inputs)), key=lambda index: -lengths[index])
 
 

@@ -23,17 +23,13 @@ def atomic_directory(path: str) -> Iterator[str]:
     target = os.path.abspath(path)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(
-        prefix=f".{os.path.basename(target)}.saving-", dir=parent
-    )
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.saving-", dir=parent)
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    os.chmod(
-        staging, 0o755
-    )  # mkdtemp creates 0700; a saved model should be as readable as any folder
+    os.chmod(staging, 0o755)  # mkdtemp creates 0700; a saved model should be as readable as any folder
     if os.path.isdir(target) and not os.listdir(target):
         os.rmdir(target)
     if not os.path.exists(target):

@@ -14,13 +14,9 @@ def require_local_dir(path: str | os.PathLike, argument: str) -> str:
     if os.path.isdir(expanded):
         return expanded
     if os.path.exists(expanded):
-        raise ModelNotFoundError(
-            f"{argument}={text!r} is a file; expected a model folder"
-        )
+        raise ModelNotFoundError(f"{argument}={text!r} is a file; expected a model folder")
     looks_like_hub_id = (
-        text.count("/") <= 1
-        and not text.startswith((".", "/", "~"))
-        and os.sep not in text.replace("/", "", 1)
+        text.count("/") <= 1 and not text.startswith((".", "/", "~")) and os.sep not in text.replace("/", "", 1)
     )
     if looks_like_hub_id:
         raise ModelNotFoundError(

@@ -21,25 +21,17 @@ def load_state_dict_file(folder: str) -> dict[str, torch.Tensor]:
         try:
             return load_file(safetensors_path)
         except (SafetensorError, OSError, ValueError) as error:
-            raise ModelFormatError(
-                f"Cannot read weights {safetensors_path!r}: {error}"
-            ) from error
+            raise ModelFormatError(f"Cannot read weights {safetensors_path!r}: {error}") from error
     bin_path = os.path.join(folder, PYTORCH_NAME)
     if os.path.isfile(bin_path):
         try:
             return torch.load(bin_path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises many types for a bad or unsafe file
-            raise ModelFormatError(
-                f"Cannot read weights {bin_path!r}: {error}"
-            ) from error
-    raise ModelNotFoundError(
-        f"No weights in {folder!r}: expected {SAFETENSORS_NAME} or {PYTORCH_NAME}"
-    )
+            raise ModelFormatError(f"Cannot read weights {bin_path!r}: {error}") from error
+    raise ModelNotFoundError(f"No weights in {folder!r}: expected {SAFETENSORS_NAME} or {PYTORCH_NAME}")
 
 
-def save_state_dict_file(
-    state: dict[str, torch.Tensor], folder: str, safe_serialization: bool = True
-) -> None:
+def save_state_dict_file(state: dict[str, torch.Tensor], folder: str, safe_serialization: bool = True) -> None:
     """Write ``state`` into ``folder`` as safetensors (default) or a weights-only torch file."""
     # safetensors refuses tensors that share memory or are non-contiguous views; store plain copies.
     plain = {key: value.detach().contiguous().cpu() for key, value in state.items()}

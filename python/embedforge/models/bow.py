@@ -26,7 +26,7 @@ class BoW(InputModule):
 
     # sentence-transformers keeps BoW in its own numbered folder even as the first module.
     save_in_root: ClassVar[bool] = False
-    config_keys = ["vocab", "word_weights", "unknown_word_weight", "cumulative_term_frequency"]
+    config_keys: ClassVar[list[str]] = ["vocab", "word_weights", "unknown_word_weight", "cumulative_term_frequency"]
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import functools
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -68,8 +68,8 @@ class CNN(Module):
     """
 
     config_file_name = "cnn_config.json"
-    config_keys = ["in_embedding_dimension", "out_channels", "kernel_sizes", "stride_sizes"]
-    config_key_renames = {"in_word_embedding_dimension": "in_embedding_dimension"}
+    config_keys: ClassVar[list[str]] = ["in_embedding_dimension", "out_channels", "kernel_sizes", "stride_sizes"]
+    config_key_renames: ClassVar[dict[str, str]] = {"in_word_embedding_dimension": "in_embedding_dimension"}
 
     @accept_renamed_kwargs(in_word_embedding_dimension="in_embedding_dimension")
     def __init__(

@@ -49,14 +49,10 @@ class Dense(Module):
         self.in_features = in_features
         self.out_features = out_features
         self.bias = bias
-        self.activation_function = (
-            nn.Identity() if activation_function is None else activation_function
-        )
+        self.activation_function = nn.Identity() if activation_function is None else activation_function
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         self.module_input_name = module_input_name
-        self.module_output_name = (
-            module_input_name if module_output_name is None else module_output_name
-        )
+        self.module_output_name = module_input_name if module_output_name is None else module_output_name
         self.use_residual = use_residual
         if use_residual and in_features != out_features:
             # The input cannot be added as is: project it to the output width, without a bias.
@@ -71,9 +67,7 @@ class Dense(Module):
         x = features[self.module_input_name]
         out = self.activation_function(self.linear(x))
         if self.use_residual:
-            out = out + (
-                x if self.in_features == self.out_features else self.residual(x)
-            )
+            out = out + (x if self.in_features == self.out_features else self.residual(x))
         features[self.module_output_name] = out
         return features
 
@@ -113,13 +107,9 @@ class Dense(Module):
         config = cls.load_config(model_name_or_path, subfolder)
         for key in ("in_features", "out_features"):
             if key not in config:
-                raise ModelFormatError(
-                    f"Dense config in {model_name_or_path!r}/{subfolder} lacks {key!r}"
-                )
+                raise ModelFormatError(f"Dense config in {model_name_or_path!r}/{subfolder} lacks {key!r}")
         if "activation_function" in config:
-            config["activation_function"] = _activation_from_path(
-                config["activation_function"], trust_remote_code
-            )
+            config["activation_function"] = _activation_from_path(config["activation_function"], trust_remote_code)
         model = cls(**known_arguments(cls, config))
         return cls.load_torch_weights(model_name_or_path, subfolder, model=model)
 
@@ -136,14 +126,7 @@ def _activation_from_path(path: str, trust_remote_code: bool) -> nn.Module:
     try:
         activation_class = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as error:
-        raise ModelFormatError(
-            f"Dense activation_function {path!r} cannot be imported: {error}"
-        ) from error
-    if not (
-        isinstance(activation_class, type)
-        and issubclass(activation_class, torch.nn.Module)
-    ):
-        raise ModelFormatError(
-            f"Dense activation_function {path!r} is not a torch.nn.Module class"
-        )
+        raise ModelFormatError(f"Dense activation_function {path!r} cannot be imported: {error}") from error
+    if not (isinstance(activation_class, type) and issubclass(activation_class, torch.nn.Module)):
+        raise ModelFormatError(f"Dense activation_function {path!r} is not a torch.nn.Module class")
     return activation_class()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -15,7 +15,7 @@ __all__ = ["Dropout"]
 class Dropout(Module):
     """Applies ``torch.nn.Dropout(dropout)`` to ``sentence_embedding`` (a no-op in eval mode)."""
 
-    config_keys = ["dropout"]
+    config_keys: ClassVar[list[str]] = ["dropout"]
 
     def __init__(self, dropout: float = 0.2) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -20,7 +20,7 @@ __all__ = ["LayerNorm"]
 class LayerNorm(Module):
     """Applies ``torch.nn.LayerNorm(dimension)`` (learned scale and shift) to ``sentence_embedding``."""
 
-    config_keys = ["dimension"]
+    config_keys: ClassVar[list[str]] = ["dimension"]
 
     def __init__(self, dimension: int) -> None:
         super().__init__()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -27,8 +27,8 @@ class LSTM(Module):
     """
 
     config_file_name = "lstm_config.json"
-    config_keys = ["embedding_dimension", "hidden_dim", "num_layers", "dropout", "bidirectional"]
-    config_key_renames = {"word_embedding_dimension": "embedding_dimension"}
+    config_keys: ClassVar[list[str]] = ["embedding_dimension", "hidden_dim", "num_layers", "dropout", "bidirectional"]
+    config_key_renames: ClassVar[dict[str, str]] = {"word_embedding_dimension": "embedding_dimension"}
 
     @accept_renamed_kwargs(word_embedding_dimension="embedding_dimension")
     def __init__(

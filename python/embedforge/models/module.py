@@ -74,13 +74,9 @@ class Module(ABC, nn.Module):
         ) as f:
             json.dump(self.get_config_dict(), f, indent=4)
 
-    def save_torch_weights(
-        self, output_path: str, safe_serialization: bool = True
-    ) -> None:
+    def save_torch_weights(self, output_path: str, safe_serialization: bool = True) -> None:
         """Write the module's ``state_dict`` as ``model.safetensors`` (or ``pytorch_model.bin``)."""
-        save_state_dict_file(
-            self.state_dict(), output_path, safe_serialization=safe_serialization
-        )
+        save_state_dict_file(self.state_dict(), output_path, safe_serialization=safe_serialization)
 
     def save(
         self,
@@ -100,18 +96,14 @@ class Module(ABC, nn.Module):
         config_filename: str | None = None,
     ) -> dict:
         """Read the module's configuration; an absent file gives an empty dict."""
-        path = os.path.join(
-            model_name_or_path, subfolder, config_filename or cls.config_file_name
-        )
+        path = os.path.join(model_name_or_path, subfolder, config_filename or cls.config_file_name)
         if not os.path.isfile(path):
             return {}
         try:
             with open(path, encoding="utf-8") as f:
                 config = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ModelFormatError(
-                f"{cls.__name__} config {path!r} is not valid JSON: {error}"
-            ) from error
+            raise ModelFormatError(f"{cls.__name__} config {path!r} is not valid JSON: {error}") from error
         if not isinstance(config, dict):
             raise ModelFormatError(
                 f"{cls.__name__} config {path!r} must hold a JSON object, got {type(config).__name__}"
@@ -148,17 +140,13 @@ class InputModule(Module):
 
     save_in_root: ClassVar[bool] = True
 
-    def preprocess(
-        self, inputs: list[Any], prompt: str | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Tokenise a batch of inputs into the features ``forward`` expects."""
         return self.tokenize(inputs, prompt=prompt, **kwargs)
 
     def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
         """Tokenise a batch of texts (old name of :meth:`preprocess`)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} does not implement tokenize()"
-        )
+        raise NotImplementedError(f"{type(self).__name__} does not implement tokenize()")
 
     @property
     def max_seq_length(self) -> int | None:
@@ -166,9 +154,7 @@ class InputModule(Module):
         return None
 
 
-def load_state_dict_strict(
-    model: nn.Module, state: dict[str, torch.Tensor], where: str
-) -> None:
+def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """Copy ``state`` into ``model``, failing with ModelFormatError on any missing, extra or misshapen tensor."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -185,8 +171,7 @@ def load_state_dict_strict(
             )
     if problems:
         raise ModelFormatError(
-            f"The weights in {where!r} do not match {type(model).__name__}'s configuration: "
-            + "; ".join(problems)
+            f"The weights in {where!r} do not match {type(model).__name__}'s configuration: " + "; ".join(problems)
         )
     model.load_state_dict(state, strict=True)
 

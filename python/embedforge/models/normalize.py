@@ -21,9 +21,7 @@ class Normalize(Module):
     ) -> None:
         super().__init__()
         self.module_input_name = module_input_name
-        self.module_output_name = (
-            module_input_name if module_output_name is None else module_output_name
-        )
+        self.module_output_name = module_input_name if module_output_name is None else module_output_name
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Write the normalised input to ``module_output_name``; a missing input is left alone."""

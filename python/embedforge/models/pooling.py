@@ -11,9 +11,7 @@ from torch import Tensor
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.models.module import Module
 
-PoolingMode = Literal[
-    "cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"
-]
+PoolingMode = Literal["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
 
 #: Boolean flags of sentence-transformers < 6, in the order their outputs were concatenated.
 LEGACY_MODE_FLAGS: dict[str, str] = {
@@ -35,9 +33,7 @@ def _fold_legacy_flags(config: dict[str, Any]) -> dict[str, Any]:
             config["embedding_dimension"] = old
     flags = [key for key in LEGACY_MODE_FLAGS if key in config]
     if flags and "pooling_mode" not in config:
-        active = tuple(
-            mode for key, mode in LEGACY_MODE_FLAGS.items() if config.get(key)
-        )
+        active = tuple(mode for key, mode in LEGACY_MODE_FLAGS.items() if config.get(key))
         config["pooling_mode"] = active[0] if len(active) == 1 else (active or "mean")
     for key in flags:
         config.pop(key)
@@ -60,28 +56,19 @@ class Pooling(Module):
         "pooling_mode",
         "include_prompt",
     ]
-    config_key_renames: ClassVar[dict[str, str]] = {
-        "word_embedding_dimension": "embedding_dimension"
-    }
+    config_key_renames: ClassVar[dict[str, str]] = {"word_embedding_dimension": "embedding_dimension"}
 
     def __init__(
         self,
         embedding_dimension: int | None = None,
-        pooling_mode: PoolingMode
-        | tuple[PoolingMode, ...]
-        | list[PoolingMode]
-        | None = "mean",
+        pooling_mode: PoolingMode | tuple[PoolingMode, ...] | list[PoolingMode] | None = "mean",
         include_prompt: bool = True,
         **legacy_kwargs: Any,
     ) -> None:
         super().__init__()
-        unknown = (
-            set(legacy_kwargs) - set(LEGACY_MODE_FLAGS) - {"word_embedding_dimension"}
-        )
+        unknown = set(legacy_kwargs) - set(LEGACY_MODE_FLAGS) - {"word_embedding_dimension"}
         if unknown:
-            raise TypeError(
-                f"Pooling() got unexpected keyword arguments {sorted(unknown)}"
-            )
+            raise TypeError(f"Pooling() got unexpected keyword arguments {sorted(unknown)}")
         if legacy_kwargs:
             if set(legacy_kwargs) & set(LEGACY_MODE_FLAGS):
                 warnings.warn(
@@ -89,22 +76,16 @@ class Pooling(Module):
                     FutureWarning,
                     stacklevel=2,
                 )
-            folded = _fold_legacy_flags(
-                {"embedding_dimension": embedding_dimension, **legacy_kwargs}
-            )
+            folded = _fold_legacy_flags({"embedding_dimension": embedding_dimension, **legacy_kwargs})
             embedding_dimension = folded["embedding_dimension"]
             if any(key in LEGACY_MODE_FLAGS for key in legacy_kwargs):
                 pooling_mode = folded["pooling_mode"]
         if embedding_dimension is None:
-            raise InvalidArgumentError(
-                "Pooling needs embedding_dimension, the width of the token embeddings"
-            )
+            raise InvalidArgumentError("Pooling needs embedding_dimension, the width of the token embeddings")
         if pooling_mode is None:
             pooling_mode = "mean"
         if isinstance(pooling_mode, (list, tuple)):
-            pooling_mode = (
-                pooling_mode[0] if len(pooling_mode) == 1 else tuple(pooling_mode)
-            )
+            pooling_mode = pooling_mode[0] if len(pooling_mode) == 1 else tuple(pooling_mode)
         modes = (pooling_mode,) if isinstance(pooling_mode, str) else pooling_mode
         for mode in modes:
             if mode not in self.POOLING_MODES:
@@ -124,11 +105,7 @@ class Pooling(Module):
     @property
     def modes(self) -> tuple[str, ...]:
         """The active modes, in concatenation order."""
-        return (
-            (self.pooling_mode,)
-            if isinstance(self.pooling_mode, str)
-            else tuple(self.pooling_mode)
-        )
+        return (self.pooling_mode,) if isinstance(self.pooling_mode, str) else tuple(self.pooling_mode)
 
     @classmethod
     def load_config(
@@ -138,9 +115,7 @@ class Pooling(Module):
         config_filename: str | None = None,
     ) -> dict:
         """Read the config, accepting the layout of sentence-transformers < 6 too."""
-        return _fold_legacy_flags(
-            super().load_config(model_name_or_path, subfolder, config_filename)
-        )
+        return _fold_legacy_flags(super().load_config(model_name_or_path, subfolder, config_filename))
 
     def get_config_dict(self) -> dict[str, Any]:
         """The config, with a tuple of modes stored as a JSON list."""
@@ -158,23 +133,16 @@ class Pooling(Module):
         tokens: Tensor = features["token_embeddings"]
         mask = features.get("attention_mask")
         if mask is None or mask.size(-1) != tokens.size(1):
-            mask = torch.ones(
-                tokens.shape[:-1], device=tokens.device, dtype=torch.int64
-            )
+            mask = torch.ones(tokens.shape[:-1], device=tokens.device, dtype=torch.int64)
         original_mask = mask
         if not self.include_prompt and "prompt_length" in features:
             prompt_length = features["prompt_length"]
             prompt_length = (
-                int(prompt_length.flatten()[0].item())
-                if isinstance(prompt_length, Tensor)
-                else int(prompt_length)
+                int(prompt_length.flatten()[0].item()) if isinstance(prompt_length, Tensor) else int(prompt_length)
             )
             if prompt_length:
                 mask = _mask_prompt(mask, prompt_length)
-        pooled = [
-            self._pool(mode, tokens, mask, original_mask, features)
-            for mode in self.modes
-        ]
+        pooled = [self._pool(mode, tokens, mask, original_mask, features) for mode in self.modes]
         features["sentence_embedding"] = torch.cat(pooled, dim=-1)
         return features
 
@@ -187,11 +155,7 @@ class Pooling(Module):
         features: dict,
     ) -> Tensor:
         # Half-precision sums lose too much: accumulate in float32 and cast back, as sentence-transformers does.
-        accumulate = (
-            torch.float32
-            if tokens.dtype in (torch.float16, torch.bfloat16)
-            else tokens.dtype
-        )
+        accumulate = torch.float32 if tokens.dtype in (torch.float16, torch.bfloat16) else tokens.dtype
         if mode == "cls":
             if "cls_token_embeddings" in features:
                 return features["cls_token_embeddings"]
@@ -215,23 +179,17 @@ class Pooling(Module):
             return mean.to(output_dtype) if output_dtype.is_floating_point else mean
         if mode == "weightedmean":
             keep = mask.unsqueeze(-1).to(accumulate)
-            positions = torch.arange(
-                1, tokens.size(1) + 1, device=tokens.device, dtype=accumulate
-            ).view(1, -1, 1)
+            positions = torch.arange(1, tokens.size(1) + 1, device=tokens.device, dtype=accumulate).view(1, -1, 1)
             if original_mask.numel():
                 # With left padding the weights count from the first real token, not from position 0.
-                positions = positions - original_mask.to(torch.int32).argmax(
-                    dim=1
-                ).view(-1, 1, 1)
+                positions = positions - original_mask.to(torch.int32).argmax(dim=1).view(-1, 1, 1)
             weights = keep * positions
             total = (tokens * weights).sum(dim=1)
             output_dtype = tokens.dtype
             if "token_weights_sum" in features:
                 weight_sum = features["token_weights_sum"].unsqueeze(-1)
                 output_dtype = torch.promote_types(output_dtype, weight_sum.dtype)
-                weight_sum = weight_sum.to(
-                    torch.promote_types(accumulate, weight_sum.dtype)
-                )
+                weight_sum = weight_sum.to(torch.promote_types(accumulate, weight_sum.dtype))
             else:
                 weight_sum = weights.sum(dim=1)
             return (total / torch.clamp(weight_sum, min=1e-9)).to(output_dtype)

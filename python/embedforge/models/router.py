@@ -42,7 +42,7 @@ class Router(InputModule):
     """
 
     forward_kwargs: ClassVar[set[str]] = {"task", "modality"}
-    config_keys = ["default_route", "allow_empty_key", "route_mappings"]
+    config_keys: ClassVar[list[str]] = ["default_route", "allow_empty_key", "route_mappings"]
     config_file_name = "router_config.json"
 
     def __init__(

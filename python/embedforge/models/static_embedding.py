@@ -39,9 +39,7 @@ class StaticEmbedding(InputModule):
     ) -> None:
         super().__init__()
         # A transformers fast tokenizer wraps a tokenizers.Tokenizer: keep the inner one.
-        if not isinstance(tokenizer, Tokenizer) and isinstance(
-            getattr(tokenizer, "_tokenizer", None), Tokenizer
-        ):
+        if not isinstance(tokenizer, Tokenizer) and isinstance(getattr(tokenizer, "_tokenizer", None), Tokenizer):
             tokenizer = tokenizer._tokenizer
         if not isinstance(tokenizer, Tokenizer):
             raise InvalidArgumentError(
@@ -54,15 +52,11 @@ class StaticEmbedding(InputModule):
                 raise InvalidArgumentError(
                     f"embedding_weights has shape {tuple(weights.shape)}; expected [vocabulary, dimensions]"
                 )
-            self.embedding = nn.EmbeddingBag.from_pretrained(
-                weights.float(), freeze=False
-            )
+            self.embedding = nn.EmbeddingBag.from_pretrained(weights.float(), freeze=False)
         elif embedding_dim is not None:
             self.embedding = nn.EmbeddingBag(tokenizer.get_vocab_size(), embedding_dim)
         else:
-            raise InvalidArgumentError(
-                "StaticEmbedding needs embedding_weights or embedding_dim; got neither"
-            )
+            raise InvalidArgumentError("StaticEmbedding needs embedding_weights or embedding_dim; got neither")
         if tokenizer.get_vocab_size() > self.embedding.num_embeddings:
             raise ModelFormatError(
                 f"The tokenizer has {tokenizer.get_vocab_size()} tokens but the embedding matrix only "
@@ -105,9 +99,7 @@ class StaticEmbedding(InputModule):
         """Flat token ids and per-text offsets, the input of ``EmbeddingBag``."""
         return self.preprocess(list(texts), prompt=kwargs.get("prompt"))
 
-    def preprocess(
-        self, inputs: list[str], prompt: str | None = None, **kwargs: Any
-    ) -> dict[str, Tensor]:
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Tensor]:
         """Tokenise without special tokens into ``input_ids`` and ``offsets``."""
         ids, offsets = self._rust_tokenizer.encode_flat(inputs, prompt=prompt or None)
         return {
@@ -117,14 +109,10 @@ class StaticEmbedding(InputModule):
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
         """Mean-pool each text's token vectors into ``sentence_embedding``."""
-        features["sentence_embedding"] = self.embedding(
-            features["input_ids"], features["offsets"]
-        )
+        features["sentence_embedding"] = self.embedding(features["input_ids"], features["offsets"])
         return features
 
-    def embed_fast(
-        self, texts: list[str], prompt: str | None = None, normalize: bool = False
-    ) -> np.ndarray:
+    def embed_fast(self, texts: list[str], prompt: str | None = None, normalize: bool = False) -> np.ndarray:
         """Inference shortcut: tokenise and pool in one Rust call with no autograd, on CPU weights."""
         weights = self.embedding.weight.detach()
         if weights.device.type != "cpu" or weights.dtype != torch.float32:
@@ -134,9 +122,7 @@ class StaticEmbedding(InputModule):
         from embedforge import _core
 
         # numpy() shares memory with the parameter: no copy of the matrix per call.
-        return _core.embed_static(
-            self._rust_tokenizer, weights.numpy(), texts, normalize=normalize
-        )
+        return _core.embed_static(self._rust_tokenizer, weights.numpy(), texts, normalize=normalize)
 
     def save(
         self,
@@ -160,24 +146,16 @@ class StaticEmbedding(InputModule):
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
         """Load a saved StaticEmbedding folder, or a model2vec folder (tensor ``embeddings``)."""
-        folder = os.path.join(
-            require_local_dir(model_name_or_path, "model_name_or_path"), subfolder
-        )
+        folder = os.path.join(require_local_dir(model_name_or_path, "model_name_or_path"), subfolder)
         tokenizer_path = os.path.join(folder, "tokenizer.json")
         if not os.path.isfile(tokenizer_path):
-            raise ModelNotFoundError(
-                f"StaticEmbedding folder {folder!r} has no tokenizer.json"
-            )
+            raise ModelNotFoundError(f"StaticEmbedding folder {folder!r} has no tokenizer.json")
         try:
             tokenizer = Tokenizer.from_file(tokenizer_path)
         except Exception as error:  # tokenizers raises a bare Exception for bad JSON
-            raise ModelFormatError(
-                f"Cannot read {tokenizer_path!r}: {error}"
-            ) from error
+            raise ModelFormatError(f"Cannot read {tokenizer_path!r}: {error}") from error
         weights = load_state_dict_file(folder)
-        return cls(
-            tokenizer, embedding_weights=embedding_matrix_from_state(weights, folder)
-        )
+        return cls(tokenizer, embedding_weights=embedding_matrix_from_state(weights, folder))
 
     @classmethod
     def from_model2vec(cls, model_id_or_path: str) -> Self:
@@ -218,9 +196,7 @@ class StaticEmbedding(InputModule):
         return cls(tokenizer, embedding_weights=weights, base_model=model_name)
 
     def __repr__(self) -> str:
-        return (
-            f"StaticEmbedding({self.num_embeddings} tokens x {self.embedding_dim} dims)"
-        )
+        return f"StaticEmbedding({self.num_embeddings} tokens x {self.embedding_dim} dims)"
 
 
 def embedding_matrix_from_state(state: dict[str, Tensor], where: str) -> Tensor:

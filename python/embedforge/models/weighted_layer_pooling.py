@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -27,8 +27,8 @@ class WeightedLayerPooling(Module):
     ``output_hidden_states`` gives); the ``num_hidden_layers + 1 - layer_start`` weights start at 1 and are trainable.
     """
 
-    config_keys = ["embedding_dimension", "layer_start", "num_hidden_layers"]
-    config_key_renames = {"word_embedding_dimension": "embedding_dimension"}
+    config_keys: ClassVar[list[str]] = ["embedding_dimension", "layer_start", "num_hidden_layers"]
+    config_key_renames: ClassVar[dict[str, str]] = {"word_embedding_dimension": "embedding_dimension"}
 
     @accept_renamed_kwargs(word_embedding_dimension="embedding_dimension")
     def __init__(

@@ -6,7 +6,7 @@ import gzip
 import importlib
 import logging
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ class WordEmbeddings(InputModule):
     """
 
     config_file_name = "wordembedding_config.json"
-    config_keys = ["tokenizer_class", "update_embeddings", "max_seq_length"]
+    config_keys: ClassVar[list[str]] = ["tokenizer_class", "update_embeddings", "max_seq_length"]
 
     def __init__(
         self,

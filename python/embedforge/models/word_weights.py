@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -57,7 +57,7 @@ class WordWeights(Module):
     ``token_weights_sum``, giving a weighted average.
     """
 
-    config_keys = ["vocab", "word_weights", "unknown_word_weight"]
+    config_keys: ClassVar[list[str]] = ["vocab", "word_weights", "unknown_word_weight"]
 
     def __init__(self, vocab: list[str], word_weights: dict[str, float], unknown_word_weight: float = 1) -> None:
         super().__init__()
