@@ -29,7 +29,7 @@ def atomic_directory(path: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    os.chmod(staging, 0o755)  # mkdtemp creates 0700; a saved model should be as readable as any folder
+    _make_readable(staging)
     if os.path.isdir(target) and not os.listdir(target):
         os.rmdir(target)
     if not os.path.exists(target):
@@ -47,3 +47,15 @@ def atomic_directory(path: str) -> Iterator[str]:
         else:
             os.replace(source, destination)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _make_readable(folder: str) -> None:
+    """Give the saved tree the permissions of ordinary new files (mkdtemp and some writers use 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for root, directories, files in os.walk(folder):
+        for name in directories:
+            os.chmod(os.path.join(root, name), 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
