@@ -2,66 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import warnings
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from embedforge.exceptions import InvalidArgumentError, ModelFormatError
-from embedforge.models.module import Module, known_arguments, load_state_dict_strict
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
+from embedforge._internal.arguments import accept_renamed_kwargs, check_positive_int
+from embedforge.exceptions import InvalidArgumentError
+from embedforge.models.module import ModuleWithWeights
 
 __all__ = ["CNN"]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
-
-def accept_renamed_kwargs(**renames: str) -> Callable[[_F], _F]:
-    """Let ``__init__`` take an argument under its old name (``old="new"``), with a FutureWarning."""
-
-    def decorate(init: _F) -> _F:
-        @functools.wraps(init)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            for old, new in renames.items():
-                if old in kwargs:
-                    if new in kwargs:
-                        raise InvalidArgumentError(f"pass either {new}= or its old name {old}=, not both")
-                    warnings.warn(f"{old}= was renamed to {new}=", FutureWarning, stacklevel=2)
-                    kwargs[new] = kwargs.pop(old)
-            return init(self, *args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    """Reject anything but a positive integer for the argument ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-
-
-def load_with_weights(cls: type[Module], model_name_or_path: str, subfolder: str) -> Module:
-    """Build ``cls`` from its config and load its weights strictly (config/weights mismatch -> ModelFormatError)."""
-    config = cls.load_config(model_name_or_path, subfolder)
-    folder = os.path.join(model_name_or_path, subfolder)
-    try:
-        model = cls(**known_arguments(cls, config))
-    except (TypeError, InvalidArgumentError) as error:
-        raise ModelFormatError(f"Invalid {cls.__name__} config in {folder!r}: {error}") from error
-    load_state_dict_strict(model, cls.load_torch_weights(model_name_or_path, subfolder), folder)
-    return model
-
-
-class CNN(Module):
+class CNN(ModuleWithWeights):
     """Runs one Conv1d per kernel size over ``token_embeddings`` and concatenates their channels.
 
     Each convolution pads by ``(kernel_size - 1) // 2``, so odd kernel sizes with stride 1 keep the sequence length.
@@ -126,13 +79,3 @@ class CNN(Module):
     def get_embedding_dimension(self) -> int:
         """Width of the output token embeddings: ``out_channels * len(kernel_sizes)``."""
         return self.embeddings_dimension
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write ``cnn_config.json`` and the convolution weights."""
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
-
-    @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
-        """Build from ``cnn_config.json`` and load the weights strictly."""
-        return load_with_weights(cls, model_name_or_path, subfolder)  # type: ignore[return-value]

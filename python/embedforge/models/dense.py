@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from embedforge.exceptions import ModelFormatError
-from embedforge.models.module import Module, known_arguments
+from embedforge.models.module import ModuleWithWeights, known_arguments
 
 try:
     from typing import Self
@@ -20,7 +20,7 @@ except ImportError:  # Python 3.10
 logger = logging.getLogger(__name__)
 
 
-class Dense(Module):
+class Dense(ModuleWithWeights):
     """``activation(linear(x))`` (plus an optional residual) on ``features[module_input_name]``."""
 
     config_keys: ClassVar[list[str]] = [
@@ -83,17 +83,6 @@ class Dense(Module):
         if not self.use_residual:
             config.pop("use_residual")
         return config
-
-    def save(
-        self,
-        output_path: str,
-        *args: Any,
-        safe_serialization: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        """Write ``config.json`` and the linear weights."""
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
 
     @classmethod
     def load(

@@ -7,19 +7,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from embedforge._internal.arguments import accept_renamed_kwargs, check_positive_int
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.models.cnn import accept_renamed_kwargs, check_positive_int, load_with_weights
-from embedforge.models.module import Module
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
+from embedforge.models.module import ModuleWithWeights
 
 __all__ = ["LSTM"]
 
 
-class LSTM(Module):
+class LSTM(ModuleWithWeights):
     """Replaces ``token_embeddings`` by the hidden states of an LSTM; padding is skipped via packed sequences.
 
     Reads ``sentence_lengths`` (made by WordEmbeddings) to know each text's length. The output width is
@@ -79,14 +74,3 @@ class LSTM(Module):
     def get_embedding_dimension(self) -> int:
         """Width of the output token embeddings."""
         return self.embeddings_dimension
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write ``lstm_config.json`` and the LSTM weights."""
-        self.save_config(output_path)
-        # The weight helper copies tensors to the CPU itself, so the module can stay on its device.
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
-
-    @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
-        """Build from ``lstm_config.json`` and load the weights strictly."""
-        return load_with_weights(cls, model_name_or_path, subfolder)  # type: ignore[return-value]

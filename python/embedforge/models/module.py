@@ -135,6 +135,26 @@ class Module(ABC, nn.Module):
         return model
 
 
+class ModuleWithWeights(Module):
+    """A module saved as its config file plus ``model.safetensors`` (or ``pytorch_model.bin``)."""
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        """Write the config and the weights into ``output_path``."""
+        self.save_config(output_path)
+        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
+        """Build from the config, then load the weights strictly (a mismatch raises ModelFormatError)."""
+        config = cls.load_config(model_name_or_path, subfolder)
+        folder = os.path.join(model_name_or_path, subfolder)
+        try:
+            model = cls(**known_arguments(cls, config))
+        except (TypeError, ValueError) as error:
+            raise ModelFormatError(f"Invalid {cls.__name__} config in {folder!r}: {error}") from error
+        return cls.load_torch_weights(model_name_or_path, subfolder, model=model)
+
+
 class InputModule(Module):
     """A module that turns raw inputs into tensors (it owns a tokenizer) and is saved in the root folder."""
 

@@ -8,19 +8,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from embedforge._internal.arguments import accept_renamed_kwargs, check_positive_int
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.models.cnn import accept_renamed_kwargs, check_positive_int, load_with_weights
-from embedforge.models.module import Module
-
-try:
-    from typing import Self
-except ImportError:  # Python 3.10
-    from typing_extensions import Self
+from embedforge.models.module import ModuleWithWeights
 
 __all__ = ["WeightedLayerPooling"]
 
 
-class WeightedLayerPooling(Module):
+class WeightedLayerPooling(ModuleWithWeights):
     """Replaces ``token_embeddings`` by ``sum_l w_l * h_l / sum_l w_l`` over hidden layers ``layer_start..``.
 
     Reads ``all_layer_embeddings`` (the embedding output followed by each layer's output, as a Transformer with
@@ -89,13 +84,3 @@ class WeightedLayerPooling(Module):
     def get_embedding_dimension(self) -> int:
         """Width of the token embeddings (unchanged by this module)."""
         return self.embedding_dimension
-
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
-        """Write the config and the layer weights."""
-        self.save_config(output_path)
-        self.save_torch_weights(output_path, safe_serialization=safe_serialization)
-
-    @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
-        """Build from ``config.json`` and load the layer weights strictly."""
-        return load_with_weights(cls, model_name_or_path, subfolder)  # type: ignore[return-value]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from embedforge._internal.arguments import check_positive_int
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError, ModelNotFoundError
 from embedforge.models.module import InputModule
 from embedforge.models.tokenizer import (
@@ -63,7 +64,7 @@ class WordEmbeddings(InputModule):
                 )
             tokenizer = TransformersTokenizerWrapper(tokenizer)
         weights = _as_weight_matrix(embedding_weights)
-        _check_positive_int("max_seq_length", max_seq_length)
+        check_positive_int("max_seq_length", max_seq_length)
 
         num_embeddings, dimension = weights.shape
         self.embeddings_dimension = dimension
@@ -83,7 +84,7 @@ class WordEmbeddings(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        _check_positive_int("max_seq_length", value)
+        check_positive_int("max_seq_length", value)
         self._max_seq_length = value
 
     @property
@@ -267,12 +268,6 @@ def _as_weight_matrix(embedding_weights: Any) -> torch.Tensor:
             f"got shape {tuple(embedding_weights.shape)} and dtype {embedding_weights.dtype}"
         )
     return embedding_weights.detach()
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    """Reject anything but a positive integer for ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _check_vocab_fits(tokenizer: WordTokenizer, shape: tuple[int, ...]) -> None:
