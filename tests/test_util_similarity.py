@@ -6,16 +6,14 @@ sentence-transformers' own util modules as a parity oracle when it is installed.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_st_util_module
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import (
     SimilarityFunction,
@@ -51,43 +49,16 @@ PAIRWISE_FNS = [
 ]
 
 
-def _load_st_module(name: str) -> types.ModuleType:
-    """Load ``sentence_transformers.util.<name>`` as an oracle, or skip when it is not installed.
-
-    Importing the full sentence_transformers package costs ~10 s (it pulls in transformers'
-    model classes). Its util/similarity.py, util/tensor.py and util/quantization.py only use
-    relative imports among themselves, so they are loaded from the installed files under a
-    private package name instead; the real package is used if it is already imported, or if
-    the private load fails (e.g. a future version adds other imports).
-    """
-    if "sentence_transformers" not in sys.modules:
-        spec = importlib.util.find_spec("sentence_transformers")
-        if spec is None or spec.origin is None:
-            pytest.skip("sentence_transformers is not installed")
-        root = Path(spec.origin).parent
-        for package, path in (("_st_oracle", root), ("_st_oracle.util", root / "util")):
-            if package not in sys.modules:
-                module = types.ModuleType(package)
-                module.__path__ = [str(path)]
-                sys.modules[package] = module
-        try:
-            return importlib.import_module(f"_st_oracle.util.{name}")
-        except ImportError:
-            pass
-    pytest.importorskip("sentence_transformers")
-    return importlib.import_module(f"sentence_transformers.util.{name}")
-
-
 @pytest.fixture(scope="module")
 def st_sim() -> types.ModuleType:
     """sentence-transformers' util/similarity.py."""
-    return _load_st_module("similarity")
+    return load_st_util_module("similarity")
 
 
 @pytest.fixture(scope="module")
 def st_tensor() -> types.ModuleType:
     """sentence-transformers' util/tensor.py."""
-    return _load_st_module("tensor")
+    return load_st_util_module("tensor")
 
 
 def _rand(*shape: int, seed: int = 0) -> np.ndarray:
