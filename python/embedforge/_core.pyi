@@ -4,9 +4,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base, final
+
+__all__ = [
+    "__version__",
+    "Tokenizer",
+    "StaticModel",
+    "length_order",
+    "embedding_bag_mean",
+    "embed_static",
+    "set_num_threads",
+    "get_num_threads",
+]
 
 __version__: str
 
+@final
+@disjoint_base
 class Tokenizer:
     """A Hugging Face ``tokenizer.json`` tokenizer that encodes whole batches in Rust."""
 
@@ -85,6 +99,8 @@ def embed_static(
 ) -> npt.NDArray[np.float32]:
     """Tokenise ``texts`` without special tokens and mean-pool their rows of ``weights``, in one call."""
 
+@final
+@disjoint_base
 class StaticModel:
     """A saved static embedding model (sentence-transformers StaticEmbedding or model2vec folder)."""
 
