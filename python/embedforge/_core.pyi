@@ -4,23 +4,22 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import disjoint_base, final
+from typing_extensions import final
 
 __all__ = [
-    "__version__",
-    "Tokenizer",
     "StaticModel",
-    "length_order",
-    "embedding_bag_mean",
+    "Tokenizer",
+    "__version__",
     "embed_static",
-    "set_num_threads",
+    "embedding_bag_mean",
     "get_num_threads",
+    "length_order",
+    "set_num_threads",
 ]
 
 __version__: str
 
 @final
-@disjoint_base
 class Tokenizer:
     """A Hugging Face ``tokenizer.json`` tokenizer that encodes whole batches in Rust."""
 
@@ -100,7 +99,6 @@ def embed_static(
     """Tokenise ``texts`` without special tokens and mean-pool their rows of ``weights``, in one call."""
 
 @final
-@disjoint_base
 class StaticModel:
     """A saved static embedding model (sentence-transformers StaticEmbedding or model2vec folder)."""
 
