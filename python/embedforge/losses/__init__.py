@@ -46,7 +46,41 @@ LOSS_MODULES: dict[str, str] = {
     "TripletLoss": "triplet",
 }
 
-__all__ = sorted(LOSS_MODULES)
+__all__ = [
+    "AdaptiveLayerLoss",
+    "AnglELoss",
+    "BatchAllTripletLoss",
+    "BatchHardSoftMarginTripletLoss",
+    "BatchHardTripletLoss",
+    "BatchHardTripletLossDistanceFunction",
+    "BatchSemiHardTripletLoss",
+    "CachedGISTEmbedLoss",
+    "CachedMultipleNegativesRankingLoss",
+    "CachedMultipleNegativesSymmetricRankingLoss",
+    "CoSENTLoss",
+    "ContrastiveLoss",
+    "ContrastiveTensionDataLoader",
+    "ContrastiveTensionLoss",
+    "ContrastiveTensionLossInBatchNegatives",
+    "CosineSimilarityLoss",
+    "DenoisingAutoEncoderLoss",
+    "DistillKLDivLoss",
+    "EmbedDistillLoss",
+    "GISTEmbedLoss",
+    "GlobalOrthogonalRegularizationLoss",
+    "MSELoss",
+    "MarginMSELoss",
+    "Matryoshka2dLoss",
+    "MatryoshkaLoss",
+    "MegaBatchMarginLoss",
+    "MultipleNegativesRankingLoss",
+    "MultipleNegativesSymmetricRankingLoss",
+    "OnlineContrastiveLoss",
+    "SiameseDistanceMetric",
+    "SoftmaxLoss",
+    "TripletDistanceMetric",
+    "TripletLoss",
+]
 
 
 def __getattr__(name: str) -> Any:
