@@ -1,0 +1,343 @@
+"""Pair and triplet losses: each checked against a formula written out here, against
+sentence-transformers on the same static model, in a short training loop, and on bad input."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+from torch import Tensor, nn
+
+from conftest import random_sentences, write_wordpiece_tokenizer
+from embedforge import SentenceTransformer
+from embedforge.exceptions import InvalidArgumentError
+from embedforge.losses import AnglELoss, CoSENTLoss, CosineSimilarityLoss
+from embedforge.models import StaticEmbedding
+
+DIMS = 16
+BATCH = 8
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+class LookupModel(nn.Module):
+    """Stand-in model: ``{"ids": row indices}`` -> those rows of a trainable table as the embeddings."""
+
+    def __init__(self, table: Tensor) -> None:
+        super().__init__()
+        self.table = nn.Parameter(table.clone())
+
+    def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {**features, "sentence_embedding": self.table[features["ids"]]}
+
+
+def fixed_table(rows: int, seed: int = 0) -> Tensor:
+    """Deterministic embeddings, distinct enough that no distance is 0 or tied."""
+    return torch.randn(rows, DIMS, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).float()
+
+
+def columns_of(count: int, batch: int = BATCH) -> list[dict[str, Tensor]]:
+    """Column k of the batch uses table rows k*batch .. (k+1)*batch - 1."""
+    return [{"ids": torch.arange(k * batch, (k + 1) * batch)} for k in range(count)]
+
+
+def check_against_reference(
+    make_loss: Callable[[nn.Module], nn.Module],
+    reference: Callable[[Tensor], Tensor],
+    n_columns: int,
+    labels: Tensor | None,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> None:
+    """The loss of a LookupModel and its gradient on the table equal ``reference(table)`` and its gradient."""
+    table = fixed_table(n_columns * BATCH, seed) * scale
+    model = LookupModel(table)
+    loss = make_loss(model)(columns_of(n_columns), labels)
+    loss.backward()
+    expected_table = table.double().clone().requires_grad_(True)
+    expected = reference(expected_table)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
+    torch.testing.assert_close(model.table.grad.double(), expected_table.grad, rtol=1e-4, atol=1e-6)
+
+
+def rows(table: Tensor, column: int, batch: int = BATCH) -> Tensor:
+    """Embeddings of one column of the batch built by ``columns_of``."""
+    return table[column * batch : (column + 1) * batch]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("loss-tokenizer")
+    write_wordpiece_tokenizer(folder)
+    return folder / "tokenizer.json"
+
+
+def static_weights(tokenizer: Tokenizer, seed: int = 3) -> Tensor:
+    return torch.randn(tokenizer.get_vocab_size(), DIMS, generator=torch.Generator().manual_seed(seed))
+
+
+def our_static_model(tokenizer_file: Path, seed: int = 3) -> SentenceTransformer:
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    return SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=static_weights(tokenizer, seed))])
+
+
+def text_columns(n_columns: int, batch: int = BATCH, seed: int = 0) -> list[list[str]]:
+    return [random_sentences(batch, seed=seed + 100 * k, min_words=2, max_words=8) for k in range(n_columns)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: one per loss configuration, shared by the parity and training tests
+# ---------------------------------------------------------------------------------------------
+
+SCORES = torch.tensor([0.9, 0.1, 0.5, 0.5, 0.0, 1.0, 0.3, 0.7])
+BINARY = torch.tensor([1, 0, 1, 1, 0, 0, 1, 0])
+CLASSES = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+
+
+def st_losses() -> Any:
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers.sentence_transformer import losses
+
+    return losses
+
+
+#: name -> (our loss factory, sentence-transformers loss factory, number of text columns, labels)
+CASES: dict[str, tuple[Callable[[Any], nn.Module], Callable[[Any], nn.Module], int, Tensor | None]] = {
+    "cosent": (lambda m: CoSENTLoss(m), lambda m: st_losses().CoSENTLoss(m), 2, SCORES),
+    "cosent-scale5": (lambda m: CoSENTLoss(m, scale=5.0), lambda m: st_losses().CoSENTLoss(m, scale=5.0), 2, SCORES),
+    "angle-pairs": (lambda m: AnglELoss(m), lambda m: st_losses().AnglELoss(m), 2, SCORES),
+    "angle-triplets": (lambda m: AnglELoss(m), lambda m: st_losses().AnglELoss(m), 3, None),
+    "angle-4-columns-labelled": (
+        lambda m: AnglELoss(m),
+        lambda m: st_losses().AnglELoss(m),
+        4,
+        torch.tensor([1.0, 0.8, 0.9, 1.0, 0.7, 1.0, 0.6, 1.0]),
+    ),
+    "cosine-similarity": (lambda m: CosineSimilarityLoss(m), lambda m: st_losses().CosineSimilarityLoss(m), 2, SCORES),
+    "cosine-similarity-l1-tanh": (
+        lambda m: CosineSimilarityLoss(m, loss_fct=nn.L1Loss(), cos_score_transformation=nn.Tanh()),
+        lambda m: st_losses().CosineSimilarityLoss(m, loss_fct=nn.L1Loss(), cos_score_transformation=nn.Tanh()),
+        2,
+        SCORES,
+    ),
+}
+
+
+def prepare_pair(loss_name: str, ours_model: nn.Module, theirs_model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """Both losses of a case; trainable loss heads (SoftmaxLoss) start from the same weights."""
+    make_ours, make_theirs, _, _ = CASES[loss_name]
+    ours, theirs = make_ours(ours_model), make_theirs(theirs_model)
+    our_params = dict(ours.named_parameters())
+    for name, parameter in theirs.named_parameters():
+        if not name.startswith(("model.", "sentence_embedder.")):
+            with torch.no_grad():
+                our_params[name].copy_(parameter)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_parity_with_sentence_transformers(case: str, tokenizer_file: Path) -> None:
+    """Same static model, same batch: same loss and same gradient on the embedding matrix (and any head)."""
+    st = pytest.importorskip("sentence_transformers")
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    weights = static_weights(tokenizer)
+    ours_model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights.clone())])
+    theirs_model = st.SentenceTransformer(
+        modules=[StStatic(Tokenizer.from_str(tokenizer.to_str()), embedding_weights=weights.clone())], device="cpu"
+    )
+    _, _, n_columns, labels = CASES[case]
+    ours, theirs = prepare_pair(case, ours_model, theirs_model)
+    columns = text_columns(n_columns)
+
+    our_loss = ours([ours_model.preprocess(texts) for texts in columns], None if labels is None else labels.clone())
+    their_loss = theirs(
+        [theirs_model.preprocess(texts) for texts in columns], None if labels is None else labels.clone()
+    )
+    our_loss.backward()
+    their_loss.backward()
+    assert our_loss.item() == pytest.approx(their_loss.item(), rel=1e-4, abs=1e-7)
+    our_grads = dict(ours.named_parameters())
+    for name, parameter in theirs.named_parameters():
+        # The wrapped model is "model." in some losses and "sentence_embedder." in others, in both libraries.
+        our_grad, their_grad = our_grads[name].grad, parameter.grad
+        assert their_grad is not None and our_grad is not None, name
+        assert our_grad.norm().item() == pytest.approx(their_grad.norm().item(), rel=1e-4, abs=1e-8), name
+        torch.testing.assert_close(our_grad, their_grad, rtol=1e-4, atol=1e-6 * max(1.0, their_grad.abs().max().item()))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_training_lowers_the_loss(case: str, tokenizer_file: Path) -> None:
+    """A few Adam steps on a tiny static model (and the loss's own head) lower the loss of the batch."""
+    make_ours, _, n_columns, labels = CASES[case]
+    model = our_static_model(tokenizer_file)
+    loss_module = make_ours(model)
+    features = [model.preprocess(texts) for texts in text_columns(n_columns)]
+    optimizer = torch.optim.Adam(loss_module.parameters(), lr=0.05)
+    values = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        value = loss_module(features, labels)
+        value.backward()
+        optimizer.step()
+        values.append(value.item())
+    final = loss_module(features, labels).item()
+    assert math.isfinite(final)
+    assert final < 0.8 * values[0], values + [final]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scored pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def cos(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum() / (a.norm() * b.norm())
+
+
+def cosent_reference(scores: Tensor, labels: Tensor) -> Tensor:
+    """log(1 + sum over (i, j) with labels[i] < labels[j] of exp(scores[i] - scores[j])), as a double loop."""
+    total = torch.ones((), dtype=scores.dtype)
+    for i in range(len(scores)):
+        for j in range(len(scores)):
+            if labels[i] < labels[j]:
+                total = total + torch.exp(scores[i] - scores[j])
+    return torch.log(total)
+
+
+def angle_sim_reference(a: Tensor, b: Tensor) -> Tensor:
+    """|Re + Im| of <a, conj(b)> with each unit vector read as complex (first half real, second half imaginary)."""
+    a, b = a / a.norm(), b / b.norm()
+    half = a.shape[0] // 2
+    za, zb = torch.complex(a[:half], a[half:]), torch.complex(b[:half], b[half:])
+    product = (za * zb.conj()).sum()
+    return (product.real + product.imag).abs()
+
+
+@pytest.mark.parametrize("scale", [20.0, 3.0])
+def test_cosent_matches_formula(scale: float) -> None:
+    def reference(table: Tensor) -> Tensor:
+        a, b = rows(table, 0), rows(table, 1)
+        scores = torch.stack([cos(a[i], b[i]) for i in range(BATCH)]) * scale
+        return cosent_reference(scores, SCORES.double())
+
+    check_against_reference(lambda m: CoSENTLoss(m, scale=scale), reference, 2, SCORES)
+
+
+def test_cosent_custom_similarity_and_bool_labels() -> None:
+    from embedforge.util import pairwise_dot_score
+
+    labels = BINARY.bool()
+
+    def reference(table: Tensor) -> Tensor:
+        a, b = rows(table, 0), rows(table, 1)
+        scores = torch.stack([(a[i] * b[i]).sum() for i in range(BATCH)]) * 0.5
+        return cosent_reference(scores, labels.int())
+
+    check_against_reference(lambda m: CoSENTLoss(m, scale=0.5, similarity_fct=pairwise_dot_score), reference, 2, labels)
+
+
+def test_cosent_all_labels_equal_is_log_2_free() -> None:
+    """With no ranked pair the sum is empty: the loss is log(1) = 0."""
+    loss = CoSENTLoss(LookupModel(fixed_table(2 * BATCH)))(columns_of(2), torch.full((BATCH,), 0.5))
+    assert loss.item() == 0.0
+
+
+def test_angle_pairs_match_formula() -> None:
+    def reference(table: Tensor) -> Tensor:
+        a, b = rows(table, 0), rows(table, 1)
+        scores = torch.stack([angle_sim_reference(a[i], b[i]) for i in range(BATCH)]) * 20.0
+        return cosent_reference(scores, SCORES.double())
+
+    check_against_reference(lambda m: AnglELoss(m), reference, 2, SCORES)
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_angle_n_tuples_match_formula(labelled: bool) -> None:
+    """Anchor/positive pairs carry the label (1 without labels), anchor/negative pairs 1 - label."""
+    labels = torch.tensor([1.0, 0.9, 0.8, 1.0, 0.7, 0.95, 1.0, 0.85]) if labelled else None
+    positive_labels = labels.double() if labels is not None else torch.ones(BATCH, dtype=torch.float64)
+
+    def reference(table: Tensor) -> Tensor:
+        anchor = rows(table, 0)
+        scores, pair_labels = [], []
+        for column in (1, 2, 3):
+            other = rows(table, column)
+            for i in range(BATCH):
+                scores.append(angle_sim_reference(anchor[i], other[i]) * 20.0)
+                pair_labels.append(positive_labels[i] if column == 1 else 1 - positive_labels[i])
+        return cosent_reference(torch.stack(scores), torch.stack(pair_labels))
+
+    check_against_reference(lambda m: AnglELoss(m), reference, 4, labels)
+
+
+@pytest.mark.parametrize("transform", ["identity", "tanh"])
+def test_cosine_similarity_matches_formula(transform: str) -> None:
+    def reference(table: Tensor) -> Tensor:
+        a, b = rows(table, 0), rows(table, 1)
+        scores = torch.stack([cos(a[i], b[i]) for i in range(BATCH)])
+        if transform == "tanh":
+            scores = torch.tanh(scores)
+        return ((scores - SCORES.double()) ** 2).mean()
+
+    module = nn.Tanh() if transform == "tanh" else nn.Identity()
+    check_against_reference(lambda m: CosineSimilarityLoss(m, cos_score_transformation=module), reference, 2, SCORES)
+
+
+def test_scored_pair_configs_match_sentence_transformers_keys() -> None:
+    model = LookupModel(fixed_table(4))
+    assert CoSENTLoss(model).get_config_dict() == {"scale": 20.0, "similarity_fct": "pairwise_cos_sim"}
+    assert AnglELoss(model, scale=10.0).get_config_dict() == {"scale": 10.0, "similarity_fct": "pairwise_angle_sim"}
+    assert CosineSimilarityLoss(model).get_config_dict() == {
+        "loss_fct": "torch.nn.modules.loss.MSELoss",
+        "cos_score_transformation": "torch.nn.modules.linear.Identity",
+    }
+    assert "CoSENT" in CoSENTLoss.citation and "Angle-optimized" in AnglELoss.citation
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make_loss", "n_columns", "labels", "message"),
+    [
+        (CoSENTLoss, 3, SCORES, r"CoSENTLoss needs 2 text columns and a label column, but got text columns \["),
+        (CoSENTLoss, 2, None, r"CoSENTLoss needs 2 text columns and a label column, .* and no label"),
+        (CoSENTLoss, 2, SCORES[:5], r"CoSENTLoss expects 8 labels .* got 5"),
+        (AnglELoss, 2, None, r"AnglELoss needs 2 text columns and a label column, or at least 3"),
+        (AnglELoss, 1, SCORES, r"AnglELoss needs"),
+        (AnglELoss, 3, SCORES[:4], r"AnglELoss expects 8 labels .* got 4"),
+        (CosineSimilarityLoss, 1, SCORES, r"CosineSimilarityLoss needs 2 text columns and a label column"),
+        (CosineSimilarityLoss, 2, None, r"CosineSimilarityLoss needs 2 text columns and a label column"),
+        (CosineSimilarityLoss, 2, SCORES[:3], r"CosineSimilarityLoss expects 8 labels"),
+    ],
+)
+def test_wrong_inputs_fail_clearly(
+    make_loss: Callable[[nn.Module], nn.Module], n_columns: int, labels: Tensor | None, message: str
+) -> None:
+    loss = make_loss(LookupModel(fixed_table(4 * BATCH)))
+    with pytest.raises(InvalidArgumentError, match=message):
+        loss(columns_of(n_columns), labels)
+
+
+def test_column_check_runs_before_training() -> None:
+    model = LookupModel(fixed_table(4))
+    with pytest.raises(
+        InvalidArgumentError, match=r"CoSENTLoss needs .* got text columns \['anchor'\] and label column 'score'"
+    ):
+        CoSENTLoss(model).check_input_columns(["anchor"], True, "score")
+    AnglELoss(model).check_input_columns(["a", "p", "n"], False)
+    AnglELoss(model).check_input_columns(["a", "b"], True, "score")
+    with pytest.raises(InvalidArgumentError, match="AnglELoss needs"):
+        AnglELoss(model).check_input_columns(["a", "b"], False)
