@@ -16,7 +16,15 @@ from torch import Tensor, nn
 from conftest import random_sentences, write_wordpiece_tokenizer
 from embedforge import SentenceTransformer
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.losses import AnglELoss, CoSENTLoss, CosineSimilarityLoss
+from embedforge.losses import (
+    AnglELoss,
+    ContrastiveLoss,
+    CoSENTLoss,
+    CosineSimilarityLoss,
+    OnlineContrastiveLoss,
+    SiameseDistanceMetric,
+    SoftmaxLoss,
+)
 from embedforge.models import StaticEmbedding
 
 DIMS = 16
@@ -128,6 +136,46 @@ CASES: dict[str, tuple[Callable[[Any], nn.Module], Callable[[Any], nn.Module], i
         2,
         SCORES,
     ),
+    "contrastive": (lambda m: ContrastiveLoss(m), lambda m: st_losses().ContrastiveLoss(m), 2, BINARY),
+    "contrastive-euclidean-sum": (
+        lambda m: ContrastiveLoss(m, SiameseDistanceMetric.EUCLIDEAN, margin=6.0, size_average=False),
+        lambda m: st_losses().ContrastiveLoss(
+            m, st_losses().SiameseDistanceMetric.EUCLIDEAN, margin=6.0, size_average=False
+        ),
+        2,
+        BINARY,
+    ),
+    "contrastive-manhattan": (
+        lambda m: ContrastiveLoss(m, SiameseDistanceMetric.MANHATTAN, margin=20.0),
+        lambda m: st_losses().ContrastiveLoss(m, st_losses().SiameseDistanceMetric.MANHATTAN, margin=20.0),
+        2,
+        BINARY,
+    ),
+    "online-contrastive": (
+        lambda m: OnlineContrastiveLoss(m),
+        lambda m: st_losses().OnlineContrastiveLoss(m),
+        2,
+        BINARY,
+    ),
+    "online-contrastive-euclidean": (
+        lambda m: OnlineContrastiveLoss(m, SiameseDistanceMetric.EUCLIDEAN, margin=6.0),
+        lambda m: st_losses().OnlineContrastiveLoss(m, st_losses().SiameseDistanceMetric.EUCLIDEAN, margin=6.0),
+        2,
+        BINARY,
+    ),
+    "softmax": (lambda m: SoftmaxLoss(m, DIMS, 3), lambda m: st_losses().SoftmaxLoss(m, DIMS, 3), 2, CLASSES),
+    "softmax-all-parts": (
+        lambda m: SoftmaxLoss(m, DIMS, 3, concatenation_sent_multiplication=True),
+        lambda m: st_losses().SoftmaxLoss(m, DIMS, 3, concatenation_sent_multiplication=True),
+        2,
+        CLASSES,
+    ),
+    "softmax-probabilities": (
+        lambda m: SoftmaxLoss(m, DIMS, 3, concatenation_sent_rep=False),
+        lambda m: st_losses().SoftmaxLoss(m, DIMS, 3, concatenation_sent_rep=False),
+        2,
+        torch.softmax(torch.randn(BATCH, 3, generator=torch.Generator().manual_seed(5)), dim=1),
+    ),
 }
 
 
@@ -165,12 +213,16 @@ def test_parity_with_sentence_transformers(case: str, tokenizer_file: Path) -> N
     )
     our_loss.backward()
     their_loss.backward()
+    assert ours.get_config_dict() == theirs.get_config_dict()
+    # A batch where nothing contributes would make the comparison vacuous.
+    assert their_loss.item() > 0
     assert our_loss.item() == pytest.approx(their_loss.item(), rel=1e-4, abs=1e-7)
     our_grads = dict(ours.named_parameters())
     for name, parameter in theirs.named_parameters():
         # The wrapped model is "model." in some losses and "sentence_embedder." in others, in both libraries.
         our_grad, their_grad = our_grads[name].grad, parameter.grad
         assert their_grad is not None and our_grad is not None, name
+        assert their_grad.norm().item() > 0, name
         assert our_grad.norm().item() == pytest.approx(their_grad.norm().item(), rel=1e-4, abs=1e-8), name
         torch.testing.assert_close(our_grad, their_grad, rtol=1e-4, atol=1e-6 * max(1.0, their_grad.abs().max().item()))
 
@@ -305,6 +357,153 @@ def test_scored_pair_configs_match_sentence_transformers_keys() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Labelled pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def pair_distances(table: Tensor, metric: str) -> list[Tensor]:
+    a, b = rows(table, 0), rows(table, 1)
+    if metric == "cosine":
+        return [1 - cos(a[i], b[i]) for i in range(BATCH)]
+    if metric == "euclidean":
+        return [((a[i] - b[i]) ** 2).sum().sqrt() for i in range(BATCH)]
+    return [(a[i] - b[i]).abs().sum() for i in range(BATCH)]
+
+
+METRICS = {
+    "cosine": SiameseDistanceMetric.COSINE_DISTANCE,
+    "euclidean": SiameseDistanceMetric.EUCLIDEAN,
+    "manhattan": SiameseDistanceMetric.MANHATTAN,
+}
+
+
+@pytest.mark.parametrize(
+    ("metric", "margin", "size_average"),
+    [("cosine", 0.5, True), ("cosine", 1.2, False), ("euclidean", 6.0, True), ("manhattan", 20.0, True)],
+)
+def test_contrastive_matches_formula(metric: str, margin: float, size_average: bool) -> None:
+    def reference(table: Tensor) -> Tensor:
+        terms = []
+        for d, y in zip(pair_distances(table, metric), BINARY.tolist()):
+            terms.append(0.5 * d**2 if y == 1 else 0.5 * torch.clamp(margin - d, min=0) ** 2)
+        total = torch.stack(terms).sum()
+        return total / BATCH if size_average else total
+
+    check_against_reference(
+        lambda m: ContrastiveLoss(m, METRICS[metric], margin=margin, size_average=size_average), reference, 2, BINARY
+    )
+
+
+@pytest.mark.parametrize(("metric", "margin"), [("cosine", 0.5), ("cosine", 1.3), ("euclidean", 6.0)])
+def test_online_contrastive_matches_formula(metric: str, margin: float) -> None:
+    def reference(table: Tensor) -> Tensor:
+        distances = pair_distances(table, metric)
+        positives = [d for d, y in zip(distances, BINARY.tolist()) if y == 1]
+        negatives = [d for d, y in zip(distances, BINARY.tolist()) if y == 0]
+        farthest_positive = max(d.item() for d in positives)
+        closest_negative = min(d.item() for d in negatives)
+        total = torch.zeros((), dtype=table.dtype)
+        for d in positives:
+            if d.item() > closest_negative:
+                total = total + d**2
+        for d in negatives:
+            if d.item() < farthest_positive:
+                total = total + torch.clamp(margin - d, min=0) ** 2
+        return total
+
+    check_against_reference(lambda m: OnlineContrastiveLoss(m, METRICS[metric], margin=margin), reference, 2, BINARY)
+
+
+def test_online_contrastive_selects_some_but_not_all_pairs() -> None:
+    """The fixed batch of the formula test really exercises the hard-pair selection."""
+    table = fixed_table(2 * BATCH)
+    distances = 1 - torch.cosine_similarity(rows(table, 0), rows(table, 1))
+    positives, negatives = distances[BINARY == 1], distances[BINARY == 0]
+    hard = (positives > negatives.min()).sum() + (negatives < positives.max()).sum()
+    assert 0 < hard < BATCH
+
+
+def test_contrastive_warns_once_on_non_binary_labels() -> None:
+    for loss_class in (ContrastiveLoss, OnlineContrastiveLoss):
+        loss = loss_class(LookupModel(fixed_table(2 * BATCH)))
+        with pytest.warns(UserWarning, match=f"{loss_class.__name__} expects binary labels"):
+            loss(columns_of(2), SCORES)
+
+
+@pytest.mark.parametrize(
+    ("flags", "labels"),
+    [
+        ((True, True, False), CLASSES),
+        ((True, True, True), CLASSES),
+        ((False, False, True), CLASSES),
+        ((False, True, False), torch.softmax(torch.randn(BATCH, 3, generator=torch.Generator().manual_seed(1)), 1)),
+    ],
+)
+def test_softmax_matches_formula(flags: tuple[bool, bool, bool], labels: Tensor) -> None:
+    """Value and gradients (embeddings and classifier) of cross-entropy over the concatenated features."""
+    rep, difference, multiplication = flags
+    table = fixed_table(2 * BATCH)
+    model = LookupModel(table)
+    loss_module = SoftmaxLoss(model, DIMS, 3, rep, difference, multiplication)
+    weight = loss_module.classifier.weight.detach().double().clone().requires_grad_(True)
+    bias = loss_module.classifier.bias.detach().double().clone().requires_grad_(True)
+    loss_module(columns_of(2), labels).backward()
+
+    expected_table = table.double().clone().requires_grad_(True)
+    a, b = rows(expected_table, 0), rows(expected_table, 1)
+    total = torch.zeros((), dtype=torch.float64)
+    for i in range(BATCH):
+        parts = ([a[i], b[i]] if rep else []) + ([(a[i] - b[i]).abs()] if difference else [])
+        parts += [a[i] * b[i]] if multiplication else []
+        logits = weight @ torch.cat(parts) + bias
+        log_probs = logits - torch.logsumexp(logits, 0)
+        target = labels[i].double() if labels.ndim == 2 else torch.eye(3, dtype=torch.float64)[labels[i]]
+        total = total - (target * log_probs).sum()
+    expected = total / BATCH
+    expected.backward()
+    assert loss_module(columns_of(2), labels).item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(model.table.grad.double(), expected_table.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(loss_module.classifier.weight.grad.double(), weight.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(loss_module.classifier.bias.grad.double(), bias.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_softmax_classifier_shape_prediction_and_deprecated_name(tokenizer_file: Path) -> None:
+    model = our_static_model(tokenizer_file)
+    loss_module = SoftmaxLoss(
+        model, model.get_embedding_dimension(), num_labels=4, concatenation_sent_multiplication=True
+    )
+    assert isinstance(loss_module.classifier, nn.Linear)
+    assert tuple(loss_module.classifier.weight.shape) == (4, 4 * DIMS)
+    # The classifier is a parameter of the loss, so an optimizer over loss.parameters() trains it.
+    assert any(p is loss_module.classifier.weight for p in loss_module.parameters())
+    features = [model.preprocess(texts) for texts in text_columns(2)]
+    embeddings, logits = loss_module(features, None)
+    assert len(embeddings) == 2 and tuple(logits.shape) == (BATCH, 4)
+    old = SoftmaxLoss(model, sentence_embedding_dimension=DIMS, num_labels=2)
+    assert tuple(old.classifier.weight.shape) == (2, 3 * DIMS)
+    assert old.get_config_dict() == {
+        "num_labels": 2,
+        "concatenation_sent_rep": True,
+        "concatenation_sent_difference": True,
+        "concatenation_sent_multiplication": False,
+    }
+
+
+def test_labelled_pair_configs() -> None:
+    model = LookupModel(fixed_table(4))
+    assert ContrastiveLoss(model).get_config_dict() == {
+        "distance_metric": "SiameseDistanceMetric.COSINE_DISTANCE",
+        "margin": 0.5,
+        "size_average": True,
+    }
+    assert OnlineContrastiveLoss(model, SiameseDistanceMetric.EUCLIDEAN, 2.0).get_config_dict() == {
+        "distance_metric": "SiameseDistanceMetric.EUCLIDEAN",
+        "margin": 2.0,
+    }
+    assert "Hadsell" in ContrastiveLoss.citation and "Sentence-{BERT}" in SoftmaxLoss.citation
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------
 
@@ -321,6 +520,13 @@ def test_scored_pair_configs_match_sentence_transformers_keys() -> None:
         (CosineSimilarityLoss, 1, SCORES, r"CosineSimilarityLoss needs 2 text columns and a label column"),
         (CosineSimilarityLoss, 2, None, r"CosineSimilarityLoss needs 2 text columns and a label column"),
         (CosineSimilarityLoss, 2, SCORES[:3], r"CosineSimilarityLoss expects 8 labels"),
+        (ContrastiveLoss, 3, BINARY, r"ContrastiveLoss needs 2 text columns and a label column, but got"),
+        (ContrastiveLoss, 2, None, r"ContrastiveLoss needs 2 text columns and a label column, .* and no label"),
+        (ContrastiveLoss, 2, BINARY[:2], r"ContrastiveLoss expects 8 labels"),
+        (OnlineContrastiveLoss, 1, BINARY, r"OnlineContrastiveLoss needs 2 text columns and a label column"),
+        (OnlineContrastiveLoss, 2, None, r"OnlineContrastiveLoss needs 2 text columns and a label column"),
+        (OnlineContrastiveLoss, 2, BINARY[:7], r"OnlineContrastiveLoss expects 8 labels"),
+        (lambda m: SoftmaxLoss(m, DIMS, 3), 3, CLASSES, r"SoftmaxLoss needs 2 text columns and a label column"),
     ],
 )
 def test_wrong_inputs_fail_clearly(
@@ -329,6 +535,14 @@ def test_wrong_inputs_fail_clearly(
     loss = make_loss(LookupModel(fixed_table(4 * BATCH)))
     with pytest.raises(InvalidArgumentError, match=message):
         loss(columns_of(n_columns), labels)
+
+
+def test_softmax_needs_some_features_and_sizes() -> None:
+    model = LookupModel(fixed_table(4))
+    with pytest.raises(InvalidArgumentError, match="at least one of concatenation_sent_rep"):
+        SoftmaxLoss(model, DIMS, 3, False, False, False)
+    with pytest.raises(InvalidArgumentError, match="embedding_dimension"):
+        SoftmaxLoss(model, num_labels=3)
 
 
 def test_column_check_runs_before_training() -> None:
