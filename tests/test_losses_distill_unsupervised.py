@@ -8,6 +8,7 @@ in plain torch on a leaf copy of that matrix, and gradients are compared row by 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,17 @@ from conftest import random_sentences, write_wordpiece_tokenizer
 from embedforge import SentenceTransformer
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses import (
+    ContrastiveTensionDataLoader,
+    ContrastiveTensionLoss,
+    ContrastiveTensionLossInBatchNegatives,
     DistillKLDivLoss,
     EmbedDistillLoss,
+    GlobalOrthogonalRegularizationLoss,
     MarginMSELoss,
     MSELoss,
 )
 from embedforge.models import StaticEmbedding
-from embedforge.util import pairwise_cos_sim, pairwise_dot_score
+from embedforge.util import cos_sim, dot_score, pairwise_cos_sim, pairwise_dot_score
 
 VOCAB = 40
 DIMS = 8
@@ -421,3 +426,262 @@ def test_distill_kl_div_errors(caplog: pytest.LogCaptureFixture) -> None:
         DistillKLDivLoss(model, teacher_temperature=0.01)(triplet, torch.tensor([[0.0, 5.0], [1.0, 2.0]]))
     assert "underflows" in caplog.text or "exactly zero" in caplog.text
     assert "2010.11386" in DistillKLDivLoss.citation
+
+
+# -- GlobalOrthogonalRegularizationLoss ----------------------------------------------------------
+
+
+def _gor_reference(
+    embeddings: list[Tensor], mean_weight: float, second_moment_weight: float, aggregation: str, cosine: bool
+) -> dict[str, Tensor]:
+    means, seconds = [], []
+    for column in embeddings:
+        n, d = column.shape
+        unit = column / column.norm(dim=-1, keepdim=True) if cosine else column
+        sims = unit @ unit.T
+        off = [sims[i, j] for i in range(n) for j in range(n) if i != j]
+        stacked = torch.stack(off) if off else torch.zeros(1)
+        count = max(len(off), 1)
+        means.append((stacked.sum() / count) ** 2)
+        seconds.append(torch.clamp((stacked**2).sum() / count - 1.0 / d, min=0.0))
+    combine = (lambda xs: sum(xs)) if aggregation == "sum" else (lambda xs: sum(xs) / len(xs))
+    result = {}
+    if mean_weight:
+        result["gor_mean"] = mean_weight * combine(means)
+    if second_moment_weight:
+        result["gor_second_moment"] = second_moment_weight * combine(seconds)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("mean_weight", "second_moment_weight", "aggregation", "cosine"),
+    [(1.0, 1.0, "mean", True), (0.5, 2.0, "sum", False), (0.0, 1.0, "sum", True), (1.0, None, "mean", False)],
+)
+def test_gor_matches_formula(
+    mean_weight: float, second_moment_weight: float | None, aggregation: str, cosine: bool
+) -> None:
+    columns = batch_ids(6, 2, seed=41)
+    # Small dimension with correlated rows so the relu on the second moment is active.
+    weights = fixed_weights(1, dims=3) + 1.0
+    model = lookup_model(weights)
+    loss = GlobalOrthogonalRegularizationLoss(
+        model,
+        similarity_fct=cos_sim if cosine else dot_score,
+        mean_weight=mean_weight,
+        second_moment_weight=second_moment_weight,
+        aggregation=aggregation,  # type: ignore[arg-type]
+    )
+    result = loss(features_of(model, [words(ids) for ids in columns]))
+    leaf = weights.clone().requires_grad_(True)
+    expected = _gor_reference(
+        [leaf[ids] for ids in columns], mean_weight, second_moment_weight or 0, aggregation, cosine
+    )
+    assert set(result) == set(expected)
+    assert expected.get("gor_second_moment", torch.ones(())).item() > 0
+    for key in result:
+        torch.testing.assert_close(result[key].detach(), expected[key].detach())
+    sum(result.values()).backward()
+    sum(expected.values()).backward()
+    torch.testing.assert_close(weight_grad(model), leaf.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_gor_single_row_is_zero_not_nan() -> None:
+    model = lookup_model(fixed_weights())
+    result = GlobalOrthogonalRegularizationLoss(model)(features_of(model, [words([3])]))
+    assert all(value.item() == 0.0 for value in result.values())
+
+
+def test_gor_parity_and_combination_with_mnrl(wordpiece_json: str) -> None:
+    from sentence_transformers.sentence_transformer import losses as st_losses
+
+    ours, theirs = static_pair(wordpiece_json)
+    columns = [random_sentences(6, seed=50), random_sentences(6, seed=51)]
+    kwargs = {"mean_weight": 0.5, "aggregation": "sum"}
+    ours_loss = GlobalOrthogonalRegularizationLoss(ours, **kwargs)
+    theirs_loss = st_losses.GlobalOrthogonalRegularizationLoss(theirs, **kwargs)
+    assert ours_loss.get_config_dict() == theirs_loss.get_config_dict()
+    assert_parity(ours, theirs, ours_loss, theirs_loss, columns, None)
+    # The documented way to combine it with a primary loss: per-term dict from shared embeddings.
+    embeddings = [ours(f)["sentence_embedding"] for f in features_of(ours, columns)]
+    theirs_embeddings = [theirs(f)["sentence_embedding"] for f in features_of(theirs, columns)]
+    ours_terms = ours_loss.compute_loss_from_embeddings(embeddings, None)
+    theirs_terms = theirs_loss.compute_loss_from_embeddings(theirs_embeddings, None)
+    assert set(ours_terms) == set(theirs_terms) == {"gor_mean", "gor_second_moment"}
+    for key in ours_terms:
+        torch.testing.assert_close(ours_terms[key], theirs_terms[key], rtol=1e-4, atol=1e-7)
+
+
+def test_gor_training_lowers_loss() -> None:
+    columns = [words(ids) for ids in batch_ids(10, 1, seed=43)]
+    first, last = train_lowers_loss(lambda m: GlobalOrthogonalRegularizationLoss(m), columns, None, lr=0.1)
+    assert last < 0.5 * first
+
+
+def test_gor_errors() -> None:
+    model = lookup_model(fixed_weights())
+    with pytest.raises(InvalidArgumentError, match="At least one of mean_weight"):
+        GlobalOrthogonalRegularizationLoss(model, mean_weight=0, second_moment_weight=None)
+    with pytest.raises(InvalidArgumentError, match="aggregation must be 'mean' or 'sum'"):
+        GlobalOrthogonalRegularizationLoss(model, aggregation="max")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match=r"needs at least 1 text column \(a label column is optional\)"):
+        GlobalOrthogonalRegularizationLoss(model)([], None)
+    assert "1708.06320" in GlobalOrthogonalRegularizationLoss.citation
+
+
+# -- ContrastiveTensionLoss / InBatchNegatives / DataLoader --------------------------------------
+
+
+def test_contrastive_tension_matches_formula_and_copies_the_model() -> None:
+    weights = fixed_weights(2)
+    model = lookup_model(weights)
+    loss = ContrastiveTensionLoss(model)
+    assert loss.model2 is model and loss.model1 is not model
+    assert loss.model1[0].embedding.weight.data_ptr() != model[0].embedding.weight.data_ptr()
+    first = [1, 2, 3, 4, 5, 6]
+    second = [1, 9, 3, 11, 12, 6]  # rows 0, 2 and 5 are identical pairs
+    value = loss(features_of(model, [words(first), words(second)]), None)
+    value.backward()
+
+    leaf1, leaf2 = weights.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+    logits = (leaf1[first] * leaf2[second]).sum(-1)
+    targets = torch.tensor([1.0, 0, 1, 0, 0, 1])
+    # Summed binary cross-entropy with logits, written out with a stable softplus.
+    expected = (torch.nn.functional.softplus(logits) - targets * logits).sum()
+    expected.backward()
+    torch.testing.assert_close(value.detach(), expected.detach())
+    torch.testing.assert_close(weight_grad(model), leaf2.grad)
+    torch.testing.assert_close(weight_grad(loss.model1), leaf1.grad)
+    # Explicit labels override the token comparison.
+    model.zero_grad()
+    explicit = loss(features_of(model, [words(first), words(second)]), torch.zeros(6))
+    torch.testing.assert_close(explicit.detach(), torch.nn.functional.softplus(logits).sum().detach())
+
+
+def test_contrastive_tension_in_batch_matches_formula() -> None:
+    weights = fixed_weights(3)
+    model = lookup_model(weights)
+    loss = ContrastiveTensionLossInBatchNegatives(model, scale=10.0)
+    ids = [1, 4, 7, 9, 13]
+    value = loss(features_of(model, [words(ids)]), None)
+    value.backward()
+    leaf1, leaf2 = weights.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+    log_scale = torch.tensor(math.log(10.0), requires_grad=True)
+    a = leaf1[ids] / leaf1[ids].norm(dim=-1, keepdim=True)
+    b = leaf2[ids] / leaf2[ids].norm(dim=-1, keepdim=True)
+    scores = a @ b.T * log_scale.exp()
+    rows = (torch.logsumexp(scores, dim=1) - scores.diag()).mean()
+    cols = (torch.logsumexp(scores, dim=0) - scores.diag()).mean()
+    expected = (rows + cols) / 2
+    expected.backward()
+    torch.testing.assert_close(value.detach(), expected.detach())
+    torch.testing.assert_close(weight_grad(model), leaf2.grad)
+    torch.testing.assert_close(weight_grad(loss.model1), leaf1.grad)
+    torch.testing.assert_close(loss.logit_scale.grad, log_scale.grad)
+    assert loss.get_config_dict() == {"scale": pytest.approx(10.0), "similarity_fct": "cos_sim"}
+
+
+def test_contrastive_tension_parity(wordpiece_json: str, tiny_bert_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer as StModel
+    from sentence_transformers.sentence_transformer import losses as st_losses
+
+    texts = random_sentences(6, seed=60)
+    others = [texts[0], *random_sentences(3, seed=61), texts[4], texts[5]]
+    # Static models: labels given (sentence-transformers cannot derive them from a flat id stream).
+    ours, theirs = static_pair(wordpiece_json)
+    labels = torch.tensor([1.0, 0, 0, 0, 1, 1])
+    assert_parity(
+        ours, theirs, ContrastiveTensionLoss(ours), st_losses.ContrastiveTensionLoss(theirs), [texts, others], labels
+    )
+    ours, theirs = static_pair(wordpiece_json)
+    assert_parity(
+        ours,
+        theirs,
+        ContrastiveTensionLossInBatchNegatives(ours, scale=15.0),
+        st_losses.ContrastiveTensionLossInBatchNegatives(theirs, scale=15.0),
+        [texts],
+        None,
+    )
+    # A transformer: labels derived from the padded token ids, gradients on every parameter of model2.
+    ours_bert = SentenceTransformer(str(tiny_bert_dir)).eval()
+    theirs_bert = StModel(str(tiny_bert_dir), device="cpu").eval()
+    ours_loss, theirs_loss = ContrastiveTensionLoss(ours_bert), st_losses.ContrastiveTensionLoss(theirs_bert)
+    values = []
+    for model, loss in ((ours_bert, ours_loss), (theirs_bert, theirs_loss)):
+        value = loss(features_of(model, [texts, others]), None)
+        value.backward()
+        values.append(value.detach())
+    torch.testing.assert_close(values[0], values[1], rtol=1e-4, atol=1e-6)
+    # The two libraries name the wrapped model differently (auto_model / model): pair parameters by order.
+    ours_parameters, theirs_parameters = list(ours_bert.parameters()), list(theirs_bert.named_parameters())
+    assert len(ours_parameters) == len(theirs_parameters)
+    for ours_parameter, (name, parameter) in zip(ours_parameters, theirs_parameters):
+        assert ours_parameter.shape == parameter.shape, name
+        if parameter.grad is None:
+            assert ours_parameter.grad is None or not ours_parameter.grad.any()
+            continue
+        torch.testing.assert_close(ours_parameter.grad, parameter.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_contrastive_tension_static_labels_from_tokens() -> None:
+    model = lookup_model(fixed_weights())
+    loss = ContrastiveTensionLoss(model)
+    feats = features_of(model, [["w1 w2", "w3", "w4 w5"], ["w1 w2", "w3 w3", "w4 w5"]])
+    with torch.no_grad():
+        derived = loss(feats, None)
+        explicit = loss(feats, torch.tensor([1.0, 0.0, 1.0]))
+    torch.testing.assert_close(derived, explicit)
+
+
+def test_contrastive_tension_training_lowers_loss() -> None:
+    sentences = [f"w{i} w{i + 1}" for i in range(1, 30)]
+    loader = ContrastiveTensionDataLoader(list(sentences), batch_size=8, pos_neg_ratio=4)
+    random.seed(0)
+    batch = next(iter(loader))
+    columns = [[example.texts[0] for example in batch], [example.texts[1] for example in batch]]
+    first, last = train_lowers_loss(lambda m: ContrastiveTensionLoss(m), columns, None)
+    assert last < 0.5 * first
+    first, last = train_lowers_loss(lambda m: ContrastiveTensionLossInBatchNegatives(m), [sentences[:8]], None)
+    assert last < 0.5 * first
+
+
+def test_contrastive_tension_data_loader() -> None:
+    sentences = [f"sentence {i}" for i in range(100)]
+    loader = ContrastiveTensionDataLoader(list(sentences), batch_size=8, pos_neg_ratio=4)
+    # 8 pairs per batch: 2 positives (1 sentence each) and 6 negatives (2 each) = 14 sentences.
+    assert len(loader) == 100 // 14
+    random.seed(1)
+    batches = list(loader)
+    assert len(batches) == len(loader)
+    used = []
+    for batch in batches:
+        assert len(batch) == 8
+        for index, example in enumerate(batch):
+            if index % 4 == 0:
+                assert example.label == 1 and example.texts[0] == example.texts[1]
+                used.append(example.texts[0])
+            else:
+                assert example.label == 0 and example.texts[0] != example.texts[1]
+                used.extend(example.texts)
+    assert len(used) == len(set(used)) == 14 * len(loader)
+    assert set(used) <= set(sentences)
+    loader.collate_fn = len
+    assert list(loader) == [8] * len(loader)
+    with pytest.raises(InvalidArgumentError, match="must be divisible by pos_neg_ratio"):
+        ContrastiveTensionDataLoader(sentences, batch_size=10, pos_neg_ratio=4)
+
+
+def test_contrastive_tension_errors() -> None:
+    model = lookup_model(fixed_weights())
+    one = features_of(model, [words([1, 2])])
+    with pytest.raises(InvalidArgumentError, match=r"ContrastiveTensionLoss needs 2 text columns"):
+        ContrastiveTensionLoss(model)(one, None)
+    with pytest.raises(InvalidArgumentError, match=r"got 3 labels for a batch of 2 pairs"):
+        ContrastiveTensionLoss(model)(one * 2, torch.zeros(3))
+    in_batch = ContrastiveTensionLossInBatchNegatives(model)
+    with pytest.raises(InvalidArgumentError, match=r"needs 1 text column and no label column"):
+        in_batch(one * 2, None)
+    with pytest.raises(InvalidArgumentError, match=r"and label column"):
+        in_batch.check_input_columns(["text"], has_label=True, label_column="label")
+    with pytest.raises(InvalidArgumentError, match="scale must be a positive finite number"):
+        ContrastiveTensionLossInBatchNegatives(model, scale=0.0)
+    assert "Ov_sMNau-PF" in ContrastiveTensionLoss.citation
