@@ -18,12 +18,19 @@ from embedforge import SentenceTransformer
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses import (
     AnglELoss,
+    BatchAllTripletLoss,
+    BatchHardSoftMarginTripletLoss,
+    BatchHardTripletLoss,
+    BatchHardTripletLossDistanceFunction,
+    BatchSemiHardTripletLoss,
     ContrastiveLoss,
     CoSENTLoss,
     CosineSimilarityLoss,
     OnlineContrastiveLoss,
     SiameseDistanceMetric,
     SoftmaxLoss,
+    TripletDistanceMetric,
+    TripletLoss,
 )
 from embedforge.models import StaticEmbedding
 
@@ -175,6 +182,55 @@ CASES: dict[str, tuple[Callable[[Any], nn.Module], Callable[[Any], nn.Module], i
         lambda m: st_losses().SoftmaxLoss(m, DIMS, 3, concatenation_sent_rep=False),
         2,
         torch.softmax(torch.randn(BATCH, 3, generator=torch.Generator().manual_seed(5)), dim=1),
+    ),
+    "triplet": (lambda m: TripletLoss(m), lambda m: st_losses().TripletLoss(m), 3, None),
+    "triplet-cosine": (
+        lambda m: TripletLoss(m, TripletDistanceMetric.COSINE, triplet_margin=0.5),
+        lambda m: st_losses().TripletLoss(m, st_losses().TripletDistanceMetric.COSINE, triplet_margin=0.5),
+        3,
+        None,
+    ),
+    "triplet-manhattan": (
+        lambda m: TripletLoss(m, TripletDistanceMetric.MANHATTAN, triplet_margin=2.0),
+        lambda m: st_losses().TripletLoss(m, st_losses().TripletDistanceMetric.MANHATTAN, triplet_margin=2.0),
+        3,
+        None,
+    ),
+    "batch-hard": (lambda m: BatchHardTripletLoss(m), lambda m: st_losses().BatchHardTripletLoss(m), 1, CLASSES),
+    "batch-hard-cosine": (
+        lambda m: BatchHardTripletLoss(m, BatchHardTripletLossDistanceFunction.cosine_distance, margin=0.3),
+        lambda m: st_losses().BatchHardTripletLoss(
+            m, st_losses().BatchHardTripletLossDistanceFunction.cosine_distance, margin=0.3
+        ),
+        1,
+        CLASSES,
+    ),
+    "batch-all": (lambda m: BatchAllTripletLoss(m), lambda m: st_losses().BatchAllTripletLoss(m), 1, CLASSES),
+    "batch-all-margin": (
+        lambda m: BatchAllTripletLoss(m, margin=0.5),
+        lambda m: st_losses().BatchAllTripletLoss(m, margin=0.5),
+        1,
+        CLASSES,
+    ),
+    "batch-semi-hard": (
+        lambda m: BatchSemiHardTripletLoss(m),
+        lambda m: st_losses().BatchSemiHardTripletLoss(m),
+        1,
+        CLASSES,
+    ),
+    "batch-semi-hard-cosine": (
+        lambda m: BatchSemiHardTripletLoss(m, BatchHardTripletLossDistanceFunction.cosine_distance, margin=0.2),
+        lambda m: st_losses().BatchSemiHardTripletLoss(
+            m, st_losses().BatchHardTripletLossDistanceFunction.cosine_distance, margin=0.2
+        ),
+        1,
+        CLASSES,
+    ),
+    "batch-hard-soft-margin": (
+        lambda m: BatchHardSoftMarginTripletLoss(m),
+        lambda m: st_losses().BatchHardSoftMarginTripletLoss(m),
+        1,
+        CLASSES,
     ),
 }
 
@@ -504,6 +560,188 @@ def test_labelled_pair_configs() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Triplets
+# ---------------------------------------------------------------------------------------------
+
+
+def distance(x: Tensor, y: Tensor, metric: str) -> Tensor:
+    if metric == "cosine":
+        return 1 - cos(x, y)
+    if metric == "euclidean":
+        return ((x - y) ** 2).sum().sqrt()
+    return (x - y).abs().sum()
+
+
+TRIPLET_METRICS = {
+    "cosine": TripletDistanceMetric.COSINE,
+    "euclidean": TripletDistanceMetric.EUCLIDEAN,
+    "manhattan": TripletDistanceMetric.MANHATTAN,
+}
+BATCH_METRICS = {
+    "cosine": BatchHardTripletLossDistanceFunction.cosine_distance,
+    "euclidean": BatchHardTripletLossDistanceFunction.euclidean_distance,
+}
+
+
+@pytest.mark.parametrize(
+    ("metric", "margin"), [("euclidean", 5.0), ("euclidean", 1.0), ("cosine", 0.3), ("manhattan", 3.0)]
+)
+def test_triplet_matches_formula(metric: str, margin: float) -> None:
+    def reference(table: Tensor) -> Tensor:
+        a, p, n = rows(table, 0), rows(table, 1), rows(table, 2)
+        terms = [
+            torch.clamp(distance(a[i], p[i], metric) - distance(a[i], n[i], metric) + margin, min=0)
+            for i in range(BATCH)
+        ]
+        return torch.stack(terms).mean()
+
+    check_against_reference(lambda m: TripletLoss(m, TRIPLET_METRICS[metric], margin), reference, 3, None)
+
+
+def distance_matrix(table: Tensor, metric: str) -> list[list[Tensor]]:
+    """d[i][j] for the first BATCH rows, with an exact zero (no gradient) on the diagonal for euclidean."""
+    e = rows(table, 0)
+    zero = torch.zeros((), dtype=table.dtype)
+    return [
+        [zero if (i == j and metric == "euclidean") else distance(e[i], e[j], metric) for j in range(BATCH)]
+        for i in range(BATCH)
+    ]
+
+
+def hardest(table: Tensor, metric: str) -> list[tuple[Tensor, Tensor]]:
+    """Per anchor: (largest distance to a same-label row, smallest distance to another-label row)."""
+    d = distance_matrix(table, metric)
+    labels = CLASSES.tolist()
+    result = []
+    for a in range(BATCH):
+        positives = [d[a][p] for p in range(BATCH) if p != a and labels[p] == labels[a]]
+        negatives = [d[a][n] for n in range(BATCH) if labels[n] != labels[a]]
+        result.append((max(positives, key=lambda x: x.item()), min(negatives, key=lambda x: x.item())))
+    return result
+
+
+@pytest.mark.parametrize(("metric", "margin"), [("euclidean", 5.0), ("euclidean", 0.5), ("cosine", 0.2)])
+def test_batch_hard_triplet_matches_formula(metric: str, margin: float) -> None:
+    def reference(table: Tensor) -> Tensor:
+        terms = [torch.clamp(p - n + margin, min=0) for p, n in hardest(table, metric)]
+        return torch.stack(terms).mean()
+
+    check_against_reference(lambda m: BatchHardTripletLoss(m, BATCH_METRICS[metric], margin), reference, 1, CLASSES)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_batch_hard_soft_margin_matches_formula(metric: str) -> None:
+    def reference(table: Tensor) -> Tensor:
+        return torch.stack([torch.log1p(torch.exp(p - n)) for p, n in hardest(table, metric)]).mean()
+
+    check_against_reference(lambda m: BatchHardSoftMarginTripletLoss(m, BATCH_METRICS[metric]), reference, 1, CLASSES)
+
+
+def valid_triplets() -> list[tuple[int, int, int]]:
+    labels = CLASSES.tolist()
+    return [
+        (a, p, n)
+        for a in range(BATCH)
+        for p in range(BATCH)
+        for n in range(BATCH)
+        if a != p and labels[a] == labels[p] and labels[n] != labels[a]
+    ]
+
+
+@pytest.mark.parametrize(("metric", "margin"), [("euclidean", 5.0), ("euclidean", 0.5), ("cosine", 0.1)])
+def test_batch_all_triplet_matches_formula(metric: str, margin: float) -> None:
+    def reference(table: Tensor) -> Tensor:
+        d = distance_matrix(table, metric)
+        terms = [torch.clamp(d[a][p] - d[a][n] + margin, min=0) for a, p, n in valid_triplets()]
+        active = sum(1 for t in terms if t.item() > 1e-16)
+        return torch.stack(terms).sum() / active
+
+    check_against_reference(lambda m: BatchAllTripletLoss(m, BATCH_METRICS[metric], margin), reference, 1, CLASSES)
+
+
+def test_batch_all_margin_leaves_some_triplets_inactive() -> None:
+    """The small-margin case above really averages over a strict subset of the triplets."""
+    d = distance_matrix(fixed_table(BATCH), "euclidean")
+    active = sum(1 for a, p, n in valid_triplets() if (d[a][p] - d[a][n]).item() + 0.5 > 0)
+    assert 0 < active < len(valid_triplets())
+
+
+@pytest.mark.parametrize(("metric", "margin"), [("euclidean", 5.0), ("euclidean", 0.5), ("cosine", 0.1)])
+def test_batch_semi_hard_triplet_matches_formula(metric: str, margin: float) -> None:
+    labels = CLASSES.tolist()
+
+    def reference(table: Tensor) -> Tensor:
+        d = distance_matrix(table, metric)
+        terms = []
+        for a in range(BATCH):
+            negatives = [d[a][n] for n in range(BATCH) if labels[n] != labels[a]]
+            for p in range(BATCH):
+                if p == a or labels[p] != labels[a]:
+                    continue
+                farther = [x for x in negatives if x.item() > d[a][p].item()]
+                chosen = min(farther, key=lambda x: x.item()) if farther else max(negatives, key=lambda x: x.item())
+                terms.append(torch.clamp(d[a][p] - chosen + margin, min=0))
+        return torch.stack(terms).mean()
+
+    check_against_reference(lambda m: BatchSemiHardTripletLoss(m, BATCH_METRICS[metric], margin), reference, 1, CLASSES)
+
+
+def test_semi_hard_batch_has_both_kinds_of_negative() -> None:
+    """Some positive pairs have a farther negative and some have none, so both branches are exercised."""
+    d = distance_matrix(fixed_table(BATCH), "euclidean")
+    labels = CLASSES.tolist()
+    has_farther = []
+    for a in range(BATCH):
+        for p in range(BATCH):
+            if p != a and labels[p] == labels[a]:
+                has_farther.append(any(d[a][n].item() > d[a][p].item() for n in range(BATCH) if labels[n] != labels[a]))
+    assert any(has_farther) and not all(has_farther)
+
+
+def test_euclidean_distance_matrix_and_masks() -> None:
+    e = fixed_table(5).requires_grad_(True)
+    d = BatchHardTripletLossDistanceFunction.euclidean_distance(e)
+    expected = torch.cdist(e.detach().double(), e.detach().double())
+    torch.testing.assert_close(d.double(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.all(d.diagonal() == 0)
+    squared = BatchHardTripletLossDistanceFunction.euclidean_distance(e, squared=True)
+    torch.testing.assert_close(squared.double(), expected**2, rtol=1e-5, atol=1e-4)
+    d.sum().backward()
+    assert torch.isfinite(e.grad).all()
+    assert (
+        BatchHardTripletLossDistanceFunction.eucledian_distance
+        is BatchHardTripletLossDistanceFunction.euclidean_distance
+    )
+
+    labels = torch.tensor([0, 1, 0, 2, 1])
+    triplet_mask = BatchHardTripletLoss.get_triplet_mask(labels)
+    for a in range(5):
+        for p in range(5):
+            assert BatchHardTripletLoss.get_anchor_positive_triplet_mask(labels)[a, p] == (
+                a != p and labels[a] == labels[p]
+            )
+            assert BatchHardTripletLoss.get_anchor_negative_triplet_mask(labels)[a, p] == (labels[a] != labels[p])
+            for n in range(5):
+                expected_valid = len({a, p, n}) == 3 and labels[a] == labels[p] and labels[n] != labels[a]
+                assert triplet_mask[a, p, n] == expected_valid
+
+
+def test_triplet_configs() -> None:
+    model = LookupModel(fixed_table(4))
+    assert TripletLoss(model).get_config_dict() == {
+        "distance_metric": "TripletDistanceMetric.EUCLIDEAN",
+        "triplet_margin": 5,
+    }
+    assert BatchHardTripletLoss(model).get_config_dict() == {"distance_metric": "euclidean_distance", "margin": 5}
+    assert BatchSemiHardTripletLoss(model, BATCH_METRICS["cosine"], 1.0).get_config_dict() == {
+        "distance_metric": "cosine_distance",
+        "margin": 1.0,
+    }
+    assert BatchHardSoftMarginTripletLoss(model).get_config_dict() == {"distance_metric": "euclidean_distance"}
+    assert "1703.07737" in BatchAllTripletLoss.citation
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------
 
@@ -527,6 +765,20 @@ def test_labelled_pair_configs() -> None:
         (OnlineContrastiveLoss, 2, None, r"OnlineContrastiveLoss needs 2 text columns and a label column"),
         (OnlineContrastiveLoss, 2, BINARY[:7], r"OnlineContrastiveLoss expects 8 labels"),
         (lambda m: SoftmaxLoss(m, DIMS, 3), 3, CLASSES, r"SoftmaxLoss needs 2 text columns and a label column"),
+        (TripletLoss, 2, None, r"TripletLoss needs 3 text columns and no label column, but got text columns"),
+        (TripletLoss, 3, CLASSES, r"TripletLoss needs 3 text columns and no label column, .* and label column"),
+        (BatchHardTripletLoss, 2, CLASSES, r"BatchHardTripletLoss needs 1 text column and a label column"),
+        (BatchHardTripletLoss, 1, None, r"BatchHardTripletLoss needs 1 text column and a label column"),
+        (BatchHardTripletLoss, 1, CLASSES[:6], r"BatchHardTripletLoss expects 8 labels"),
+        (BatchAllTripletLoss, 3, CLASSES, r"BatchAllTripletLoss needs 1 text column and a label column"),
+        (BatchAllTripletLoss, 1, None, r"BatchAllTripletLoss needs 1 text column and a label column"),
+        (BatchAllTripletLoss, 1, CLASSES[:6], r"BatchAllTripletLoss expects 8 labels"),
+        (BatchSemiHardTripletLoss, 2, CLASSES, r"BatchSemiHardTripletLoss needs 1 text column and a label column"),
+        (BatchSemiHardTripletLoss, 1, None, r"BatchSemiHardTripletLoss needs 1 text column and a label column"),
+        (BatchSemiHardTripletLoss, 1, CLASSES[:6], r"BatchSemiHardTripletLoss expects 8 labels"),
+        (BatchHardSoftMarginTripletLoss, 2, CLASSES, r"BatchHardSoftMarginTripletLoss needs 1 text column and a"),
+        (BatchHardSoftMarginTripletLoss, 1, None, r"BatchHardSoftMarginTripletLoss needs 1 text column and a"),
+        (BatchHardSoftMarginTripletLoss, 1, CLASSES[:6], r"BatchHardSoftMarginTripletLoss expects 8 labels"),
     ],
 )
 def test_wrong_inputs_fail_clearly(

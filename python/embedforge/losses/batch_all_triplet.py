@@ -1,0 +1,65 @@
+"""BatchAllTripletLoss: every valid (anchor, positive, negative) triplet of the batch, averaged over the active ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from embedforge.losses.base import Loss
+from embedforge.losses.batch_hard_triplet import BatchHardTripletLoss, BatchHardTripletLossDistanceFunction
+from embedforge.losses.cosent import flat_labels
+from embedforge.losses.triplet import TRIPLET_CITATION
+
+
+class BatchAllTripletLoss(Loss):
+    """``sum(relu(d(a, p) - d(a, n) + margin)) / #(triplets with a positive loss)`` over all valid triplets."""
+
+    input_columns: ClassVar[tuple[int, int | None]] = (1, 1)
+    requires_label: ClassVar[bool | None] = True
+    citation: ClassVar[str] = TRIPLET_CITATION
+
+    def __init__(
+        self,
+        model: nn.Module,
+        distance_metric: Callable[[Tensor], Tensor] = BatchHardTripletLossDistanceFunction.euclidean_distance,
+        margin: float = 5,
+    ) -> None:
+        super().__init__()
+        self.sentence_embedder = model
+        self.triplet_margin = margin
+        self.distance_metric = distance_metric
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        """Embed the text column and return the loss for its class labels."""
+        features = self.check_features(sentence_features, labels)
+        embeddings = self.sentence_embedder(features[0])["sentence_embedding"]
+        return self.compute_loss_from_embeddings([embeddings], labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
+        """The loss of already computed ``[embeddings]``."""
+        return self.batch_all_triplet_loss(labels, embeddings[0])
+
+    def batch_all_triplet_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
+        """Batch-all triplet loss of ``embeddings`` with class ids ``labels``."""
+        labels = flat_labels(self, labels, embeddings.shape[0])
+        distances = self.distance_metric(embeddings)
+        # Enumerate the (anchor, positive) pairs and compare each with the whole row: an
+        # (pairs x batch) matrix instead of the batch^3 cube of all index triples.
+        anchors, positives = BatchHardTripletLoss.get_anchor_positive_triplet_mask(labels).nonzero(as_tuple=True)
+        losses = distances[anchors, positives].unsqueeze(1) - distances[anchors] + self.triplet_margin
+        is_negative = labels[anchors].unsqueeze(1) != labels.unsqueeze(0)
+        losses = is_negative.float() * losses
+        losses = torch.where(losses < 0, torch.zeros_like(losses), losses)
+        # Tiny values count as inactive, as in sentence-transformers; the epsilon keeps 0 / 0 at 0.
+        active = int((losses > 1e-16).sum().item())
+        return losses.sum() / (active + 1e-16)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Same keys as sentence-transformers."""
+        return {
+            "distance_metric": getattr(self.distance_metric, "__name__", str(self.distance_metric)),
+            "margin": self.triplet_margin,
+        }

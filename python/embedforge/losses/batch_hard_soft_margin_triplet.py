@@ -1,0 +1,41 @@
+"""BatchHardSoftMarginTripletLoss: batch-hard triplets with ``softplus`` in place of a fixed margin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from embedforge.losses.batch_hard_triplet import (
+    BatchHardTripletLoss,
+    BatchHardTripletLossDistanceFunction,
+    hardest_distances,
+)
+from embedforge.losses.cosent import flat_labels
+
+
+class BatchHardSoftMarginTripletLoss(BatchHardTripletLoss):
+    """``mean(softplus(max_pos d(a, p) - min_neg d(a, n)))`` over anchors, with labels as class ids."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        distance_metric: Callable[[Tensor], Tensor] = BatchHardTripletLossDistanceFunction.euclidean_distance,
+    ) -> None:
+        super().__init__(model, distance_metric=distance_metric)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
+        """The loss of already computed ``[embeddings]``."""
+        return self.batch_hard_triplet_soft_margin_loss(labels, embeddings[0])
+
+    def batch_hard_triplet_soft_margin_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
+        """Soft-margin batch-hard triplet loss of ``embeddings`` with class ids ``labels``."""
+        labels = flat_labels(self, labels, embeddings.shape[0])
+        hardest_positive, hardest_negative = hardest_distances(self.distance_metric(embeddings), labels)
+        return F.softplus(hardest_positive - hardest_negative).mean()
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Same keys as sentence-transformers (no margin)."""
+        return {"distance_metric": getattr(self.distance_metric, "__name__", str(self.distance_metric))}
