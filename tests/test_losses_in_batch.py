@@ -21,6 +21,8 @@ from torch import Tensor, nn
 from conftest import WORDS, random_sentences
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses import (
+    CachedMultipleNegativesRankingLoss,
+    CachedMultipleNegativesSymmetricRankingLoss,
     MultipleNegativesRankingLoss,
     MultipleNegativesSymmetricRankingLoss,
 )
@@ -28,6 +30,16 @@ from embedforge.losses import (
 BATCH = 5
 DIM = 6
 RTOL = 1e-4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    """These tensors are tiny: one intra-op thread is faster than contending for a busy machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # -- stand-in models --------------------------------------------------------------------------------
 
@@ -405,3 +417,255 @@ def test_symmetric_training_and_errors() -> None:
     assert "2310.19923" in loss.citation
     with pytest.raises(InvalidArgumentError, match="MultipleNegativesSymmetricRankingLoss needs"):
         loss(lookup_features(1), None)
+
+
+# == GradCache twins: shared checks =================================================================
+
+
+def max_saved_numel(run: Callable[[], None]) -> int:
+    """Largest tensor autograd saves for backward while ``run`` executes: a proxy for peak activation memory."""
+    largest = 0
+
+    def pack(tensor: Tensor) -> Tensor:
+        nonlocal largest
+        largest = max(largest, tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        run()
+    return largest
+
+
+def bert_pair(folder: Path) -> tuple[Any, Any]:
+    """The same tiny BERT in embedforge and sentence-transformers, dropout off so both passes agree."""
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer as StModel
+
+    from embedforge import SentenceTransformer
+
+    ours, theirs = SentenceTransformer(str(folder), device="cpu"), StModel(str(folder), device="cpu")
+    ours.eval()
+    theirs.eval()
+    return ours, theirs
+
+
+def bert_grad(model: Any) -> Tensor:
+    return model[0].auto_model.embeddings.word_embeddings.weight.grad
+
+
+def bert_parity(folder: Path, make_ours: Callable[[Any], nn.Module], make_theirs: Callable[[Any], nn.Module]) -> None:
+    ours_model, theirs_model = bert_pair(folder)
+    texts = text_columns(3, batch=7, seed=21)
+    ours_value, _ = run_loss(make_ours(ours_model), ours_model, texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs_loss = make_theirs(theirs_model)
+    theirs_value, _ = run_loss(theirs_loss, theirs_model, texts)
+    assert ours_value == pytest.approx(theirs_value, rel=RTOL)
+    assert_close_grads(bert_grad(ours_model), bert_grad(theirs_model))
+
+
+MINI_BATCH_SIZES = [1, 3, BATCH, BATCH + 4]
+
+
+def assert_cached_matches(
+    make_uncached: Callable[[nn.Module], nn.Module],
+    make_cached: Callable[[nn.Module, int], nn.Module],
+    columns: int,
+    seed: int = 0,
+) -> None:
+    """Same loss and gradients as the uncached twin for every mini-batch size, and never a bigger model call."""
+    table = fixed_table(columns, seed=seed)
+    model = LookupModel(table)
+    expected, expected_grad = loss_and_grad(make_uncached(model), model, lookup_features(columns))
+    for mini_batch_size in MINI_BATCH_SIZES:
+        model = LookupModel(table)
+        value, grad = loss_and_grad(make_cached(model, mini_batch_size), model, lookup_features(columns))
+        assert value == pytest.approx(expected, rel=1e-12), mini_batch_size
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-13)
+        # Stage 1 without autograd, stage 3 with it, each mini-batch at most mini_batch_size rows.
+        assert [grad_on for _, grad_on in model.calls] == [False] * (len(model.calls) // 2) + [True] * (
+            len(model.calls) // 2
+        )
+        assert max(rows for rows, _ in model.calls) == min(mini_batch_size, BATCH)
+        with torch.no_grad():
+            assert make_cached(LookupModel(table), mini_batch_size)(lookup_features(columns), None).item() == (
+                pytest.approx(expected, rel=1e-12)
+            )
+
+
+def assert_memory_follows_mini_batch(make_cached: Callable[[nn.Module, int], nn.Module], columns: int) -> None:
+    """The largest tensor kept for backward scales with the mini-batch, not with the batch squared."""
+    batch = 64
+    table = torch.randn(columns * batch, DIM, generator=torch.Generator().manual_seed(5))
+    sizes = {}
+    for mini_batch_size in (4, 64):
+        model = LookupModel(table)
+        loss = make_cached(model, mini_batch_size)
+        sizes[mini_batch_size] = max_saved_numel(lambda l=loss: l(lookup_features(columns, batch), None).backward())
+    # Full-batch scoring saves 64 x 64 score blocks; four-row chunks save at most 4 x (64 * columns) scores,
+    # or the batch's embeddings themselves (64 rows x DIM, per column).
+    assert sizes[4] <= max(4 * batch * columns * 2, batch * columns * DIM)
+    assert sizes[64] >= batch * batch
+    assert sizes[4] < sizes[64]
+
+
+def assert_dropout_replayed(make_cached: Callable[[nn.Module, int], nn.Module], columns: int) -> None:
+    """The re-embedding pass reproduces the first pass exactly, dropout masks included."""
+    model = LookupModel(fixed_table(columns), dropout=0.5)
+    loss = make_cached(model, 2)
+    torch.manual_seed(0)
+    loss(lookup_features(columns), None).backward()
+    half = len(model.outputs) // 2
+    for first, replay in zip(model.outputs[:half], model.outputs[half:]):
+        torch.testing.assert_close(first, replay, rtol=0, atol=0)
+    # Dropout really was active, or the comparison above would prove nothing.
+    assert any((output == 0).any() for output in model.outputs[:half])
+
+
+def assert_cached_rejects(make_cached: Callable[[nn.Module, int], nn.Module], name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=f"{name} cannot embed a StaticEmbedding"):
+        make_cached(embedforge_static(static_weights()), 4)
+    with pytest.raises(InvalidArgumentError, match="mini_batch_size"):
+        make_cached(LookupModel(fixed_table(2)), 0)
+    loss = make_cached(LookupModel(fixed_table(2)), 2)
+    with pytest.raises(InvalidArgumentError, match=f"{name} needs"):
+        loss(lookup_features(1), None)
+    with pytest.raises(InvalidArgumentError, match=f"{name} needs"):
+        loss(lookup_features(2), torch.ones(BATCH))
+
+
+def cached_training_lowers_loss(make_cached: Callable[[nn.Module, int], nn.Module], columns: int) -> None:
+    model = LookupModel(fixed_table(columns, batch=8, seed=9).float())
+    loss = make_cached(model, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    values = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        value = loss(lookup_features(columns, batch=8), None)
+        value.backward()
+        optimizer.step()
+        values.append(value.item())
+    assert values[-1] < values[0] * 0.8, values
+
+
+def test_minibatch_ranges_and_slicing() -> None:
+    from embedforge.losses.gradcache import minibatch_ranges, slice_features
+
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    features = {"input_ids": mask * 7, "attention_mask": mask, "prompt_length": 2}
+    assert minibatch_ranges(features, 3) == [(0, 3), (3, 4)]
+    # Token budget 5: rows of 3+2 tokens fit, the 5-token row alone, then the last row.
+    assert minibatch_ranges(features, 32, mini_batch_num_tokens=5) == [(0, 2), (2, 3), (3, 4)]
+    assert minibatch_ranges(features, 32, mini_batch_num_tokens=2) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    part = slice_features(features, 0, 2)
+    # Trailing padding columns that no row of the slice uses are dropped; metadata passes through.
+    assert part["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert part["input_ids"].shape == (2, 3)
+    assert part["prompt_length"] == 2
+    assert slice_features(features, 2, 4)["attention_mask"].shape == (2, 5)
+
+
+# == CachedMultipleNegativesRankingLoss ==============================================================
+
+
+def _cached_mnrl(options: dict[str, Any]) -> Callable[[nn.Module, int], nn.Module]:
+    return lambda model, size: CachedMultipleNegativesRankingLoss(model, mini_batch_size=size, **options)
+
+
+@pytest.mark.parametrize("columns", [2, 3])
+@pytest.mark.parametrize("options", MNRL_VARIANTS)
+def test_cached_mnrl_matches_uncached(columns: int, options: dict[str, Any]) -> None:
+    assert_cached_matches(lambda m: MultipleNegativesRankingLoss(m, **options), _cached_mnrl(options), columns)
+
+
+def test_cached_mnrl_memory_dropout_training_and_errors() -> None:
+    assert_memory_follows_mini_batch(_cached_mnrl({}), columns=2)
+    assert_dropout_replayed(_cached_mnrl({}), columns=3)
+    cached_training_lowers_loss(_cached_mnrl({}), columns=3)
+    assert_cached_rejects(_cached_mnrl({}), "CachedMultipleNegativesRankingLoss")
+
+
+def test_cached_mnrl_config_and_delegation() -> None:
+    loss = CachedMultipleNegativesRankingLoss(LookupModel(fixed_table(2)), scale=10.0, mini_batch_size=4)
+    assert loss.get_config_dict() == {
+        "scale": 10.0,
+        "similarity_fct": "cos_sim",
+        "mini_batch_size": 4,
+        "mini_batch_num_tokens": None,
+        "gather_across_devices": False,
+        "directions": ("query_to_doc",),
+        "partition_mode": "joint",
+        "hardness_mode": None,
+        "hardness_strength": 0.0,
+    }
+    loss.scale = 5.0
+    assert loss.loss.scale == 5.0 and loss.temperature == pytest.approx(0.2)
+    assert "2101.06983" in loss.citation
+    assert loss.uses_gradient_cache
+
+
+def test_cached_mnrl_parity_with_sentence_transformers(tiny_bert_dir: Path) -> None:
+    losses = st_losses()
+    options = {"directions": ("query_to_doc", "doc_to_query"), "hardness_mode": "all_negatives"}
+    options["hardness_strength"] = 2.0
+    bert_parity(
+        tiny_bert_dir,
+        lambda m: CachedMultipleNegativesRankingLoss(m, mini_batch_size=3, **options),
+        lambda m: losses.CachedMultipleNegativesRankingLoss(m, mini_batch_size=3, **options),
+    )
+
+
+def test_cached_mnrl_on_bert_matches_uncached_with_token_budget(tiny_bert_dir: Path) -> None:
+    """Real padded features: per-mini-batch trimming and token budgets leave loss and gradients unchanged."""
+    from embedforge import SentenceTransformer
+
+    texts = text_columns(3, batch=7, seed=21)
+    results = []
+    for make in (
+        lambda m: MultipleNegativesRankingLoss(m),
+        lambda m: CachedMultipleNegativesRankingLoss(m, mini_batch_size=2),
+        lambda m: CachedMultipleNegativesRankingLoss(m, mini_batch_num_tokens=12),
+    ):
+        model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+        model.eval()
+        value, _ = run_loss(make(model), model, texts)
+        results.append((value, bert_grad(model).clone()))
+    for value, grad in results[1:]:
+        assert value == pytest.approx(results[0][0], rel=1e-5)
+        torch.testing.assert_close(grad, results[0][1], rtol=1e-4, atol=1e-6)
+
+
+# == CachedMultipleNegativesSymmetricRankingLoss =====================================================
+
+
+def _cached_symmetric(model: nn.Module, size: int) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return CachedMultipleNegativesSymmetricRankingLoss(model, scale=12.0, mini_batch_size=size)
+
+
+def _symmetric(model: nn.Module) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return MultipleNegativesSymmetricRankingLoss(model, scale=12.0)
+
+
+@pytest.mark.parametrize("columns", [2, 3])
+def test_cached_symmetric_matches_uncached(columns: int) -> None:
+    assert_cached_matches(_symmetric, _cached_symmetric, columns)
+
+
+def test_cached_symmetric_memory_dropout_training_errors_and_parity(tiny_bert_dir: Path) -> None:
+    assert_memory_follows_mini_batch(_cached_symmetric, columns=2)
+    assert_dropout_replayed(_cached_symmetric, columns=2)
+    cached_training_lowers_loss(_cached_symmetric, columns=2)
+    assert_cached_rejects(_cached_symmetric, "CachedMultipleNegativesSymmetricRankingLoss")
+    with pytest.warns(DeprecationWarning):
+        CachedMultipleNegativesSymmetricRankingLoss(LookupModel(fixed_table(2)))
+    losses = st_losses()
+    bert_parity(
+        tiny_bert_dir,
+        lambda m: _cached_symmetric(m, 2),
+        lambda m: losses.CachedMultipleNegativesSymmetricRankingLoss(m, scale=12.0, mini_batch_size=2),
+    )

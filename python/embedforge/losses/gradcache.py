@@ -265,8 +265,8 @@ def _replay_backward(
             for (begin, end), grad, state in zip(column_ranges, grads, states):
                 remaining -= 1
                 # Under DDP only the last replayed mini-batch may all-reduce the accumulated gradients.
-                sync = nullcontext() if remaining == 0 or not isinstance(model, DistributedDataParallel) else None
-                with sync if sync is not None else model.no_sync():
+                defer_sync = isinstance(model, DistributedDataParallel) and remaining > 0
+                with model.no_sync() if defer_sync else nullcontext():
                     embeddings = loss_obj.embed_minibatch(features, begin, end, with_grad=True, random_state=state)[0]
                     if not embeddings.requires_grad:
                         continue
@@ -312,15 +312,19 @@ class GradCacheMixin:
         """Per-mini-batch data besides the embeddings that the loss needs (none by default)."""
         return None
 
-    def cached_loss(
-        self: Any,
-        embeddings: list[Tensor],
-        extras: list[list[Any]],
-        labels: Tensor | None,
-        with_backward: bool,
+    def calculate_loss(
+        self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False
     ) -> Tensor:
-        """The loss on the detached full-batch embeddings (stage 2)."""
-        return chunked_loss(self, embeddings, labels, self.mini_batch_size, with_backward, self.show_progress_bar)
+        """Stage 2: the loss from per-column lists of per-mini-batch embeddings.
+
+        With ``with_backward`` the loss is back-propagated to ``reps`` chunk by chunk and returned detached.
+        """
+        raise NotImplementedError
+
+    def _loss_on_cache(
+        self, reps: list[list[Tensor]], extras: list[list[Any]], labels: Tensor | None, with_backward: bool
+    ) -> Tensor:
+        return self.calculate_loss(reps, labels, with_backward=with_backward)
 
     def forward_cached(self, sentence_features: list[dict[str, Any]], labels: Tensor | None) -> Tensor:
         """Run stages 1 and 2 now and hook stage 3 onto the returned loss's backward."""
@@ -346,11 +350,9 @@ class GradCacheMixin:
             states.append(column_states)
 
         if not grad_enabled:
-            return self.cached_loss([torch.cat(column) for column in parts], extras, labels, with_backward=False)
+            return self._loss_on_cache(parts, extras, labels, with_backward=False)
 
-        with torch.enable_grad():
-            # Concatenating inside autograd routes each chunk's backward into the per-mini-batch leaves.
-            loss = self.cached_loss([torch.cat(column) for column in parts], extras, labels, with_backward=True)
+        loss = self._loss_on_cache(parts, extras, labels, with_backward=True)
         cache = []
         for index, column in enumerate(parts):
             if any(part.grad is None for part in column):
