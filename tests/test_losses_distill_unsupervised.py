@@ -20,11 +20,12 @@ from torch import Tensor
 
 from conftest import random_sentences, write_wordpiece_tokenizer
 from embedforge import SentenceTransformer
-from embedforge.exceptions import InvalidArgumentError
+from embedforge.exceptions import InvalidArgumentError, ModelNotFoundError
 from embedforge.losses import (
     ContrastiveTensionDataLoader,
     ContrastiveTensionLoss,
     ContrastiveTensionLossInBatchNegatives,
+    DenoisingAutoEncoderLoss,
     DistillKLDivLoss,
     EmbedDistillLoss,
     GlobalOrthogonalRegularizationLoss,
@@ -685,3 +686,129 @@ def test_contrastive_tension_errors() -> None:
     with pytest.raises(InvalidArgumentError, match="scale must be a positive finite number"):
         ContrastiveTensionLossInBatchNegatives(model, scale=0.0)
     assert "Ov_sMNau-PF" in ContrastiveTensionLoss.citation
+
+
+# -- DenoisingAutoEncoderLoss --------------------------------------------------------------------
+
+
+def _damage(texts: list[str]) -> list[str]:
+    """Deterministic deletion noise: keep every other word."""
+    return [" ".join(text.split()[::2]) or text for text in texts]
+
+
+def _dae_pair(folder: Path, tie: bool) -> tuple[Any, Any, Any, Any]:
+    """The same tiny BERT and DenoisingAutoEncoderLoss in both libraries, with identical decoder weights."""
+    from sentence_transformers import SentenceTransformer as StModel
+    from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss as StDAE
+
+    ours = SentenceTransformer(str(folder)).eval()
+    theirs = StModel(str(folder), device="cpu").eval()
+    decoder_path = None if tie else str(folder)
+    ours_loss = DenoisingAutoEncoderLoss(ours, decoder_name_or_path=decoder_path, tie_encoder_decoder=tie)
+    theirs_loss = StDAE(theirs, decoder_name_or_path=decoder_path, tie_encoder_decoder=tie)
+    # Cross-attention and LM-head weights start random: copy sentence-transformers' across
+    # (with tying this also sets the shared encoder weights, which were equal already).
+    ours_loss.decoder.load_state_dict(theirs_loss.decoder.state_dict())
+    ours_loss.decoder.eval()
+    theirs_loss.decoder.eval()
+    return ours, theirs, ours_loss, theirs_loss
+
+
+def test_dae_matches_written_out_cross_entropy(tiny_bert_dir: Path) -> None:
+    model = SentenceTransformer(str(tiny_bert_dir)).eval()
+    loss = DenoisingAutoEncoderLoss(model)
+    loss.decoder.eval()
+    texts = random_sentences(5, seed=70, min_words=3)
+    source, target = features_of(model, [_damage(texts), texts])
+    value = loss([dict(source), dict(target)], None)
+
+    with torch.no_grad():
+        # Reference: mean-pooled embedding of the damaged text as the only cross-attention state,
+        # then next-token negative log-likelihood over the non-padding targets.
+        hidden = model[0].auto_model(**{k: source[k] for k in ("input_ids", "attention_mask")}).last_hidden_state
+        mask = source["attention_mask"].unsqueeze(-1).float()
+        embedding = (hidden * mask).sum(1) / mask.sum(1)
+        ids = target["input_ids"]
+        logits = loss.decoder(input_ids=ids[:, :-1], encoder_hidden_states=embedding[:, None], use_cache=False).logits
+        log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        picked = log_probs.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        keep = ids[:, 1:] != model.tokenizer.pad_token_id
+        expected = -(picked * keep).sum() / keep.sum()
+    assert keep.sum() < keep.numel()  # padding is present and ignored
+    torch.testing.assert_close(value.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_dae_parity(tiny_bert_dir: Path, tie: bool) -> None:
+    ours, theirs, ours_loss, theirs_loss = _dae_pair(tiny_bert_dir, tie)
+    assert ours_loss.get_config_dict() == theirs_loss.get_config_dict()
+    texts = random_sentences(6, seed=71, min_words=2)
+    values = []
+    for model, loss in ((ours, ours_loss), (theirs, theirs_loss)):
+        value = loss(features_of(model, [_damage(texts), texts]), None)
+        value.backward()
+        values.append(value.detach())
+    torch.testing.assert_close(values[0], values[1], rtol=1e-4, atol=1e-6)
+    # Parameters paired by order (the libraries name the wrapped model differently).
+    ours_parameters = list(ours_loss.parameters())
+    theirs_parameters = list(theirs_loss.named_parameters())
+    assert len(ours_parameters) == len(theirs_parameters)
+    compared = 0
+    for ours_parameter, (name, parameter) in zip(ours_parameters, theirs_parameters):
+        assert ours_parameter.shape == parameter.shape, name
+        if parameter.grad is None:
+            assert ours_parameter.grad is None, name
+            continue
+        torch.testing.assert_close(ours_parameter.grad, parameter.grad, rtol=1e-4, atol=1e-5, msg=name)
+        compared += 1
+    assert compared > 30
+
+
+def test_dae_ties_encoder_to_decoder(tiny_bert_dir: Path) -> None:
+    tied = DenoisingAutoEncoderLoss(SentenceTransformer(str(tiny_bert_dir)))
+    encoder = tied.encoder[0].auto_model
+    decoder = tied.decoder.bert
+    assert encoder.embeddings.word_embeddings.weight is decoder.embeddings.word_embeddings.weight
+    assert encoder.encoder.layer[1].attention.self.query.weight is decoder.encoder.layer[1].attention.self.query.weight
+    assert not hasattr(encoder.encoder.layer[0], "crossattention")
+    assert hasattr(decoder.encoder.layer[0], "crossattention")
+    untied = DenoisingAutoEncoderLoss(
+        SentenceTransformer(str(tiny_bert_dir)), decoder_name_or_path=str(tiny_bert_dir), tie_encoder_decoder=False
+    )
+    encoder, decoder = untied.encoder[0].auto_model, untied.decoder.bert
+    assert encoder.embeddings.word_embeddings.weight is not decoder.embeddings.word_embeddings.weight
+    torch.testing.assert_close(encoder.embeddings.word_embeddings.weight, decoder.embeddings.word_embeddings.weight)
+
+
+def test_dae_training_lowers_loss(tiny_bert_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = SentenceTransformer(str(tiny_bert_dir))
+    loss = DenoisingAutoEncoderLoss(model)
+    loss.train()
+    texts = random_sentences(8, seed=72, min_words=3)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=5e-3)
+    history = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        value = loss(features_of(model, [_damage(texts), texts]), None)
+        value.backward()
+        optimizer.step()
+        history.append(value.item())
+    assert history[-1] < 0.7 * history[0]
+
+
+def test_dae_errors(tiny_bert_dir: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="not compatible with a SentenceTransformer model based on a Static"):
+        DenoisingAutoEncoderLoss(lookup_model(fixed_weights()))
+    model = SentenceTransformer(str(tiny_bert_dir))
+    with pytest.raises(InvalidArgumentError, match="decoder_name_or_path is required when tie_encoder_decoder=False"):
+        DenoisingAutoEncoderLoss(model, tie_encoder_decoder=False)
+    with pytest.raises(ModelNotFoundError, match="never downloads"):
+        DenoisingAutoEncoderLoss(model, decoder_name_or_path="bert-base-uncased", tie_encoder_decoder=False)
+    loss = DenoisingAutoEncoderLoss(model)
+    texts = random_sentences(2, seed=73)
+    with pytest.raises(InvalidArgumentError, match=r"DenoisingAutoEncoderLoss needs 2 text columns and no label"):
+        loss(features_of(model, [texts]), None)
+    with pytest.raises(InvalidArgumentError, match=r"and label column|and no label column, but got"):
+        loss(features_of(model, [texts, texts]), torch.zeros(2))
+    assert "2104.06979" in DenoisingAutoEncoderLoss.citation
