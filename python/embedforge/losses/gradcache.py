@@ -43,6 +43,7 @@ __all__ = [
     "minibatch_ranges",
     "reject_static_embedding",
     "slice_features",
+    "sum_row_chunks",
 ]
 
 
@@ -200,12 +201,23 @@ def chunked_loss(
     with_backward: bool = False,
     show_progress_bar: bool = False,
 ) -> Tensor:
-    """Sum a :class:`ChunkedLoss` over row chunks; with ``with_backward`` back-propagate each chunk at once.
+    """Sum a :class:`ChunkedLoss` over row chunks; with ``with_backward`` back-propagate each chunk at once."""
+    state = loss.prepare_embeddings(embeddings, labels)
+    return sum_row_chunks(loss, state, chunk_size, with_backward, show_progress_bar)
+
+
+def sum_row_chunks(
+    loss: ChunkedLoss,
+    state: Any,
+    chunk_size: int | None,
+    with_backward: bool = False,
+    show_progress_bar: bool = False,
+) -> Tensor:
+    """Add up ``loss.loss_for_rows`` over chunks of ``chunk_size`` rows of a prepared ``state``.
 
     Back-propagating chunk by chunk frees each chunk's score matrix before the next is built, which is
     what keeps the loss stage of a cached loss at ``chunk_size x candidates`` memory.
     """
-    state = loss.prepare_embeddings(embeddings, labels)
     rows = loss.num_rows(state)
     step = rows if chunk_size is None else max(1, chunk_size)
     total: Tensor | None = None
@@ -300,12 +312,14 @@ class GradCacheMixin:
     ) -> tuple[Tensor, Any, RandContext | None]:
         """Embed rows ``begin:end``; returns the embeddings, extra per-loss data (or None) and the RNG snapshot."""
         batch = slice_features(features, begin, end)
+        # The model writes its outputs into the dict it gets; the extras read a pristine copy.
+        pristine = dict(batch)
         with random_state if random_state is not None else nullcontext():
             with nullcontext() if with_grad else torch.no_grad():
                 snapshot = RandContext(*batch.values()) if copy_random_state else None
                 embeddings = self.model(batch)["sentence_embedding"]
             # Only the first, gradient-free pass needs the extras (e.g. guide embeddings).
-            extra = None if with_grad else self.embed_minibatch_extra(batch)
+            extra = None if with_grad else self.embed_minibatch_extra(pristine)
         return embeddings, extra, snapshot
 
     def embed_minibatch_extra(self, batch: dict[str, Any]) -> Any:
