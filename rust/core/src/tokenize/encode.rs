@@ -5,9 +5,13 @@ use std::borrow::Cow;
 use ndarray::Array2;
 use tokenizers::{truncate_encodings, Encoding, TruncationParams};
 
+use super::flat::FlatEncoder;
 use super::{tok_err, BatchTokenizer};
 use crate::error::{Error, Result};
 use crate::parallel;
+
+/// Most texts one task of [`BatchTokenizer::encode_flat`] encodes.
+const FLAT_CHUNK_MAX: usize = 512;
 
 /// Options of [`BatchTokenizer::encode_padded`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +102,10 @@ impl BatchTokenizer {
     /// Encodes texts without special tokens or padding into flat ids and per-text offsets,
     /// as sentence-transformers' `StaticEmbedding` does. Truncation: `max_length` if given,
     /// else the tokenizer's own setting.
+    ///
+    /// The ids are exactly those of `tokenizers`' `encode_batch(texts, add_special_tokens=false)`,
+    /// computed without building `Encoding`s and with the model's output memoised per word in
+    /// a bounded cache (at most ~1M words / 64 MiB) shared by clones of this tokenizer.
     pub fn encode_flat<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
@@ -105,9 +113,83 @@ impl BatchTokenizer {
         prompt: Option<&str>,
     ) -> Result<FlatBatch> {
         let truncation = self.truncation_for(max_length, false, false)?;
+        let Some(cut) = self.flat_plan.cut(truncation.as_ref()) else {
+            return self.encode_flat_slow(texts, truncation.as_ref(), prompt);
+        };
+        // Chunks rather than single texts, so that each task reuses its buffers and writes
+        // one id vector; several chunks per thread keep the load balanced.
+        let chunk_len = texts
+            .len()
+            .div_ceil(4 * parallel::num_threads())
+            .clamp(1, FLAT_CHUNK_MAX);
+        let chunks: Vec<&[S]> = texts.chunks(chunk_len).collect();
+        let per_chunk = parallel::try_map(&chunks, |chunk| {
+            let mut encoder = FlatEncoder::new(&self.tokenizer, &self.flat_plan, &self.word_cache);
+            let mut ids = Vec::new();
+            let mut ends = Vec::with_capacity(chunk.len());
+            let mut prompted = String::new();
+            for text in *chunk {
+                let text = match prompt {
+                    Some(p) => {
+                        prompted.clear();
+                        prompted.push_str(p);
+                        prompted.push_str(text.as_ref());
+                        prompted.as_str()
+                    }
+                    None => text.as_ref(),
+                };
+                encoder.encode(text, cut, &mut ids)?;
+                ends.push(ids.len());
+            }
+            Ok::<_, Error>((ids, ends))
+        })?;
+
+        let total = per_chunk.iter().map(|(ids, _)| ids.len()).sum();
+        let mut batch = FlatBatch {
+            ids: Vec::with_capacity(total),
+            offsets: Vec::with_capacity(texts.len()),
+        };
+        for (ids, ends) in per_chunk {
+            let base = batch.ids.len();
+            let mut start = 0;
+            for end in ends {
+                batch.offsets.push((base + start) as i64);
+                start = end;
+            }
+            batch.ids.extend(ids);
+        }
+        Ok(batch)
+    }
+
+    /// [`Self::encode_flat`] through `tokenizers`' full `Encoding` pipeline, without the fast
+    /// path: the reference the fast path is tested against.
+    #[doc(hidden)]
+    pub fn encode_flat_reference<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        max_length: Option<usize>,
+        prompt: Option<&str>,
+    ) -> Result<FlatBatch> {
+        let truncation = self.truncation_for(max_length, false, false)?;
+        self.encode_flat_slow(texts, truncation.as_ref(), prompt)
+    }
+
+    /// Number of words [`Self::encode_flat`] has memoised (for tests).
+    #[doc(hidden)]
+    pub fn flat_cache_len(&self) -> usize {
+        self.word_cache.len()
+    }
+
+    /// The reference implementation of [`Self::encode_flat`], one `Encoding` per text.
+    fn encode_flat_slow<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        truncation: Option<&TruncationParams>,
+        prompt: Option<&str>,
+    ) -> Result<FlatBatch> {
         let per_text = parallel::try_map(texts, |text| {
             let text = with_prompt(prompt, text.as_ref());
-            let encoding = self.encode_one(&text, None, truncation.as_ref(), false)?;
+            let encoding = self.encode_one(&text, None, truncation, false)?;
             Ok::<_, Error>(
                 encoding
                     .get_ids()

@@ -4,16 +4,21 @@
 //! `input_ids` / `attention_mask` / `token_type_ids` for transformers ([`PaddedBatch`]), or flat
 //! ids plus offsets for static embedding bags ([`FlatBatch`]).
 
+mod cache;
 mod encode;
+mod flat;
 mod order;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokenizers::{
     PaddingDirection, PostProcessor, Tokenizer, TruncationDirection, TruncationParams,
 };
 
 use crate::error::{Error, Result};
+use cache::WordCache;
+use flat::FlatPlan;
 
 pub use encode::{FlatBatch, PaddedBatch, PaddedOptions};
 pub use order::length_order;
@@ -45,6 +50,11 @@ pub struct BatchTokenizer {
     /// The `padding` section of the loaded `tokenizer.json`, kept for [`Self::to_json`].
     json_padding: Option<tokenizers::PaddingParams>,
     padding: Padding,
+    /// What [`Self::encode_flat`]'s fast path may do with this tokenizer.
+    flat_plan: FlatPlan,
+    /// Word -> ids memo of the model for [`Self::encode_flat`]. Clones share it: nothing can
+    /// change a `BatchTokenizer`'s model after construction.
+    word_cache: Arc<WordCache>,
 }
 
 impl BatchTokenizer {
@@ -90,6 +100,8 @@ impl BatchTokenizer {
         // Switching truncation off cannot fail: only `Some` parameters are validated.
         let _ = tokenizer.with_truncation(None);
         Self {
+            flat_plan: FlatPlan::new(&tokenizer),
+            word_cache: Arc::default(),
             tokenizer,
             truncation,
             json_padding,
