@@ -23,7 +23,10 @@ fn python_saved_static_model_embeds_like_sentence_transformers() {
     let rows = expected["embeddings"].as_array().unwrap();
 
     let model = StaticModel::load(&folder).unwrap();
-    assert!(model.normalize(), "the folder's Normalize module must switch normalisation on");
+    assert!(
+        model.normalize(),
+        "the folder's Normalize module must switch normalisation on"
+    );
     let embeddings = model.embed(&texts).unwrap();
     assert_eq!(embeddings.nrows(), texts.len());
     for (row, expected_row) in rows.iter().enumerate() {
