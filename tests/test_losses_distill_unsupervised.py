@@ -812,3 +812,60 @@ def test_dae_errors(tiny_bert_dir: Path) -> None:
     with pytest.raises(InvalidArgumentError, match=r"and label column|and no label column, but got"):
         loss(features_of(model, [texts, texts]), torch.zeros(2))
     assert "2104.06979" in DenoisingAutoEncoderLoss.citation
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer GPT-2 (hidden 32) with its own byte-level BPE tokenizer: a decoder that needs re-tokenisation."""
+    from tokenizers import decoders, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(random_sentences(300, seed=5), trainer)
+    special = "<|endoftext|>"
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, bos_token=special, eos_token=special, unk_token=special)
+    tokenizer.save_pretrained(str(folder))
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=4, n_positions=64)
+    config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def test_dae_parity_with_retokenizing_decoder(tiny_bert_dir: Path, tiny_gpt2_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer as StModel
+    from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss as StDAE
+
+    ours = SentenceTransformer(str(tiny_bert_dir)).eval()
+    theirs = StModel(str(tiny_bert_dir), device="cpu").eval()
+    ours_loss = DenoisingAutoEncoderLoss(ours, decoder_name_or_path=str(tiny_gpt2_dir), tie_encoder_decoder=False)
+    theirs_loss = StDAE(theirs, decoder_name_or_path=str(tiny_gpt2_dir), tie_encoder_decoder=False)
+    assert ours_loss.need_retokenization and ours_loss.get_config_dict() == theirs_loss.get_config_dict()
+    # GPT-2 has no pad token: end-of-text stands in, so padded targets are ignored.
+    assert ours_loss.tokenizer_decoder.pad_token == "<|endoftext|>"
+    ours_loss.decoder.load_state_dict(theirs_loss.decoder.state_dict())
+    ours_loss.decoder.eval()
+    theirs_loss.decoder.eval()
+    texts = random_sentences(5, seed=74, min_words=2)
+    retokenized = ours_loss.retokenize(ours.preprocess(texts))["input_ids"]
+    assert retokenized.max() < len(ours_loss.tokenizer_decoder)
+    values = []
+    for model, loss in ((ours, ours_loss), (theirs, theirs_loss)):
+        value = loss(features_of(model, [_damage(texts), texts]), None)
+        value.backward()
+        values.append(value.detach())
+    torch.testing.assert_close(values[0], values[1], rtol=1e-4, atol=1e-6)
+    for ours_parameter, theirs_parameter in zip(ours_loss.parameters(), theirs_loss.parameters()):
+        assert (ours_parameter.grad is None) == (theirs_parameter.grad is None)
+        if theirs_parameter.grad is not None:
+            torch.testing.assert_close(ours_parameter.grad, theirs_parameter.grad, rtol=1e-4, atol=1e-5)
+    with pytest.raises(InvalidArgumentError, match="hidden size"):
+        small = SentenceTransformer(str(tiny_bert_dir))
+        small[0].auto_model.config.hidden_size = 16
+        DenoisingAutoEncoderLoss(small, decoder_name_or_path=str(tiny_gpt2_dir), tie_encoder_decoder=False)
