@@ -25,6 +25,7 @@ from embedforge.losses import (
     CachedMultipleNegativesRankingLoss,
     CachedMultipleNegativesSymmetricRankingLoss,
     GISTEmbedLoss,
+    MegaBatchMarginLoss,
     MultipleNegativesRankingLoss,
     MultipleNegativesSymmetricRankingLoss,
 )
@@ -916,3 +917,100 @@ def test_cached_gist_parity_with_sentence_transformers(
         lambda m, g: losses.CachedGISTEmbedLoss(m, g, mini_batch_size=3, **options),
         guide_max_length,
     )
+
+
+# == MegaBatchMarginLoss =============================================================================
+
+
+def ref_mega_batch(
+    table: Tensor, positive_margin: float = 0.8, negative_margin: float = 0.3, batch: int = BATCH
+) -> Tensor:
+    a, p = unit(table[:batch]), unit(table[batch : 2 * batch])
+    losses = []
+    for i in range(batch):
+        hardest = max(a[i] @ p[j] for j in range(batch) if j != i)
+        losses.append(torch.relu(positive_margin - a[i] @ p[i]) + torch.relu(hardest - negative_margin))
+    return torch.stack(losses).mean()
+
+
+MEGA_VARIANTS = [
+    {},
+    {"positive_margin": 0.5, "negative_margin": -0.2},
+    {"positive_margin": 1.0, "negative_margin": 0.0},
+]
+
+
+@pytest.mark.parametrize("mini_batched", [False, True])
+@pytest.mark.parametrize("options", MEGA_VARIANTS)
+def test_mega_batch_margin_matches_formula(options: dict[str, Any], mini_batched: bool) -> None:
+    table = fixed_table(2, seed=6)
+    model = LookupModel(table)
+    loss = MegaBatchMarginLoss(model, use_mini_batched_version=mini_batched, mini_batch_size=2, **options)
+    value, grad = loss_and_grad(loss, model, lookup_features(2))
+    expected, expected_grad = reference_grad(lambda t: ref_mega_batch(t, **options), table)
+    assert expected > 0
+    assert value == pytest.approx(expected, rel=1e-10)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_mega_batch_margin_hand_computed_case() -> None:
+    # a0 = p0 = e0, a1 = p1 = e1: positives score 1 (no positive loss), the hardest negative scores 0.
+    table = torch.eye(2, dtype=torch.float64).repeat(2, 1)
+    loss = MegaBatchMarginLoss(LookupModel(table), use_mini_batched_version=False, negative_margin=-0.25)
+    assert loss(lookup_features(2, batch=2), None).item() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("columns", [2])
+def test_mega_batch_margin_cached_matches_uncached(columns: int) -> None:
+    assert_cached_matches(
+        lambda m: MegaBatchMarginLoss(m, use_mini_batched_version=False),
+        lambda m, size: MegaBatchMarginLoss(m, mini_batch_size=size),
+        columns,
+        seed=6,
+    )
+
+
+def test_mega_batch_margin_parity_with_sentence_transformers(tiny_bert_dir: Path) -> None:
+    losses = st_losses()
+    options = {"positive_margin": 0.9, "negative_margin": 0.1}
+    # The whole-batch version runs on a static model in both libraries; the mini-batched one on BERT.
+    weights = static_weights(2)
+    texts = text_columns(2)
+    ours_model, theirs_model = embedforge_static(weights), st_static(weights)
+    ours = run_loss(MegaBatchMarginLoss(ours_model, use_mini_batched_version=False, **options), ours_model, texts)[0]
+    theirs_loss = losses.MegaBatchMarginLoss(theirs_model, use_mini_batched_version=False, **options)
+    theirs = run_loss(theirs_loss, theirs_model, texts)[0]
+    assert ours == pytest.approx(theirs, rel=RTOL) and ours > 0
+    assert_close_grads(static_grad(ours_model), static_grad(theirs_model))
+
+    ours_model, theirs_model = bert_pair(tiny_bert_dir)
+    texts = text_columns(2, batch=7, seed=21)
+    ours = run_loss(MegaBatchMarginLoss(ours_model, mini_batch_size=3, **options), ours_model, texts)[0]
+    theirs = run_loss(losses.MegaBatchMarginLoss(theirs_model, mini_batch_size=3, **options), theirs_model, texts)[0]
+    assert ours == pytest.approx(theirs, rel=RTOL)
+    assert_close_grads(bert_grad(ours_model), bert_grad(theirs_model))
+
+
+def test_mega_batch_margin_memory_dropout_training_errors_and_config() -> None:
+    assert_memory_follows_mini_batch(lambda m, size: MegaBatchMarginLoss(m, mini_batch_size=size), columns=2)
+    assert_dropout_replayed(lambda m, size: MegaBatchMarginLoss(m, mini_batch_size=size), columns=2)
+    cached_training_lowers_loss(lambda m, size: MegaBatchMarginLoss(m, mini_batch_size=size), columns=2)
+    train_lowers_loss(lambda m: MegaBatchMarginLoss(m, use_mini_batched_version=False), columns=2)
+    with pytest.raises(InvalidArgumentError, match="use_mini_batched_version=False"):
+        MegaBatchMarginLoss(embedforge_static(static_weights()))
+    with pytest.raises(InvalidArgumentError, match="mini_batch_size"):
+        MegaBatchMarginLoss(LookupModel(fixed_table(2)), mini_batch_size=-1)
+    for mini_batched in (False, True):
+        loss = MegaBatchMarginLoss(LookupModel(fixed_table(3)), use_mini_batched_version=mini_batched)
+        assert loss.uses_gradient_cache is mini_batched
+        with pytest.raises(InvalidArgumentError, match="MegaBatchMarginLoss needs 2 text columns"):
+            loss(lookup_features(3), None)
+        with pytest.raises(InvalidArgumentError, match="and no label column"):
+            loss(lookup_features(2), torch.ones(BATCH))
+    assert loss.get_config_dict() == {
+        "positive_margin": 0.8,
+        "negative_margin": 0.3,
+        "mini_batch_size": 50,
+        "mini_batch_num_tokens": None,
+    }
+    assert "P18-1042" in loss.citation
