@@ -70,8 +70,8 @@ class DenoisingAutoEncoderLoss(Loss):
             raise InvalidArgumentError(
                 "DenoisingAutoEncoderLoss is not compatible with a SentenceTransformer model based on a StaticEmbedding"
             )
-        encoder_model = getattr(first, "auto_model", None)
-        if not isinstance(encoder_model, nn.Module):
+        auto_model = getattr(first, "auto_model", None)
+        if not isinstance(auto_model, nn.Module):
             raise InvalidArgumentError(
                 "DenoisingAutoEncoderLoss needs a model whose first module is a Transformer, "
                 f"but the first module is {type(first).__name__}"
@@ -83,8 +83,13 @@ class DenoisingAutoEncoderLoss(Loss):
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         self.encoder = model  # trained and kept: the final encoder
-        self.tokenizer_encoder = model.tokenizer
-        encoder_name_or_path = encoder_model.config._name_or_path
+        # Typed loosely: transformers models and tokenizers resolve their attributes dynamically.
+        encoder_model: Any = auto_model
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is None:
+            raise InvalidArgumentError("DenoisingAutoEncoderLoss needs a model with a tokenizer, but it has none")
+        self.tokenizer_encoder: Any = tokenizer
+        encoder_name_or_path: str = encoder_model.config._name_or_path
         if tie_encoder_decoder:
             if decoder_name_or_path:
                 logger.warning("When tie_encoder_decoder=True, the decoder_name_or_path will be invalid.")
@@ -92,7 +97,7 @@ class DenoisingAutoEncoderLoss(Loss):
         assert decoder_name_or_path is not None
         decoder_dir = require_local_dir(decoder_name_or_path, "decoder_name_or_path")
 
-        self.tokenizer_decoder = AutoTokenizer.from_pretrained(decoder_dir, local_files_only=True)
+        self.tokenizer_decoder: Any = AutoTokenizer.from_pretrained(decoder_dir, local_files_only=True)
         # Different tokenizer classes may split text differently: targets are then re-tokenised for the decoder.
         self.need_retokenization = not isinstance(self.tokenizer_encoder, type(self.tokenizer_decoder))
         decoder_config = AutoConfig.from_pretrained(decoder_dir, local_files_only=True)
@@ -140,6 +145,7 @@ class DenoisingAutoEncoderLoss(Loss):
                     "is used for the decoder as well."
                 )
             decoder_base = self.decoder._modules[self.decoder.base_model_prefix]
+            assert decoder_base is not None
             _tie_encoder_decoder_weights(encoder_model, decoder_base)
 
     def retokenize(self, sentence_features: dict[str, Tensor]) -> dict[str, Tensor]:

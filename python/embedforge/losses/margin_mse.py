@@ -88,7 +88,7 @@ def similarity_fct_name(similarity_fct: Callable[..., Any]) -> str:
         return f"{name}({arguments})" if arguments else name
     name = getattr(similarity_fct, "__name__", type(similarity_fct).__name__)
     owner = getattr(similarity_fct, "__self__", None)
-    if name in ("similarity", "similarity_pairwise") and hasattr(owner, "similarity_fn_name"):
+    if owner is not None and name in ("similarity", "similarity_pairwise") and hasattr(owner, "similarity_fn_name"):
         resolve = (
             SimilarityFunction.to_similarity_fn
             if name == "similarity"
