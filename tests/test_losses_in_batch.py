@@ -1014,3 +1014,80 @@ def test_mega_batch_margin_memory_dropout_training_errors_and_config() -> None:
         "mini_batch_num_tokens": None,
     }
     assert "P18-1042" in loss.citation
+
+
+# == gather_across_devices with two real processes ===================================================
+
+GATHER_BATCH = 3
+GATHER_COLUMNS = 3
+GATHER_MNRL = {
+    "directions": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"),
+    "hardness_mode": "all_negatives",
+    "hardness_strength": 2.0,
+}
+GATHER_GIST = {"contrast_anchors": False, "margin": 0.1, "temperature": 0.1}
+
+
+def _gather_worker(rank: int, world: int, rendezvous: str, out_dir: str) -> None:
+    """One rank: score its own rows against every rank's candidates; sum the gradients over ranks."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    full_batch = GATHER_BATCH * world
+    table = fixed_table(GATHER_COLUMNS, batch=full_batch, seed=8)
+    guide_table = guide_table_for(table)
+    features = [
+        {"ids": torch.arange(c * full_batch + rank * GATHER_BATCH, c * full_batch + (rank + 1) * GATHER_BATCH)}
+        for c in range(GATHER_COLUMNS)
+    ]
+    makers = {
+        "mnrl": lambda m: MultipleNegativesRankingLoss(m, gather_across_devices=True, **GATHER_MNRL),
+        "cached_mnrl": lambda m: CachedMultipleNegativesRankingLoss(
+            m, gather_across_devices=True, mini_batch_size=2, **GATHER_MNRL
+        ),
+        "gist": lambda m: GISTEmbedLoss(m, LookupModel(guide_table), gather_across_devices=True, **GATHER_GIST),
+        "cached_gist": lambda m: CachedGISTEmbedLoss(
+            m, LookupModel(guide_table), gather_across_devices=True, mini_batch_size=2, **GATHER_GIST
+        ),
+    }
+    results = {}
+    try:
+        for name, make in makers.items():
+            model = LookupModel(table)
+            value, grad = loss_and_grad(make(model), model, features)
+            dist.all_reduce(grad)
+            results[name] = (value, grad)
+    finally:
+        dist.destroy_process_group()
+    torch.save(results, f"{out_dir}/rank{rank}.pt")
+
+
+def test_gather_across_devices_two_processes(tmp_path: Path) -> None:
+    """Two gloo ranks with gathering give the full two-rank batch's loss (averaged) and gradient (summed)."""
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    world = 2
+    # fork, not spawn: the workers need nothing but torch and this module, already loaded here, and
+    # re-importing them in fresh interpreters would cost most of this file's time budget.
+    start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    args = (world, str(tmp_path / "rendezvous"), str(tmp_path))
+    mp.start_processes(_gather_worker, args=args, nprocs=world, join=True, start_method=start_method)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(world)]
+    full_batch = GATHER_BATCH * world
+    table = fixed_table(GATHER_COLUMNS, batch=full_batch, seed=8)
+    guide_table = guide_table_for(table)
+    references = {
+        "mnrl": lambda t: ref_mnrl(t, GATHER_COLUMNS, batch=full_batch, **GATHER_MNRL),
+        "gist": lambda t: ref_gist(t, guide_table, GATHER_COLUMNS, batch=full_batch, **GATHER_GIST),
+    }
+    for name in ("mnrl", "cached_mnrl", "gist", "cached_gist"):
+        expected, expected_grad = reference_grad(references[name.removeprefix("cached_")], table)
+        average = sum(result[name][0] for result in ranks) / world
+        assert average == pytest.approx(expected, rel=1e-10), name
+        for result in ranks:
+            # The summed per-rank gradients are d(sum of rank losses) = world x d(full-batch mean loss).
+            torch.testing.assert_close(result[name][1], world * expected_grad, rtol=1e-9, atol=1e-12)
