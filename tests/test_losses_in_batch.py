@@ -1091,3 +1091,13 @@ def test_gather_across_devices_two_processes(tmp_path: Path) -> None:
         for result in ranks:
             # The summed per-rank gradients are d(sum of rank losses) = world x d(full-batch mean loss).
             torch.testing.assert_close(result[name][1], world * expected_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_cached_backward_scales_with_outer_gradient() -> None:
+    """Gradient accumulation or loss scaling multiplies the loss; the replayed gradients must follow."""
+    table = fixed_table(3)
+    model = LookupModel(table)
+    _, expected_grad = loss_and_grad(MultipleNegativesRankingLoss(model), model, lookup_features(3))
+    model = LookupModel(table)
+    (CachedMultipleNegativesRankingLoss(model, mini_batch_size=2)(lookup_features(3), None) * 0.25).backward()
+    torch.testing.assert_close(model.table.grad, 0.25 * expected_grad)

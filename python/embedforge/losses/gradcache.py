@@ -236,23 +236,33 @@ def sum_row_chunks(
 
 
 class RandContext:
-    """The CPU and CUDA RNG states at creation, restored inside ``with`` (the caller's RNG is left alone)."""
+    """The CPU, CUDA and MPS RNG states at creation, restored inside ``with`` (the caller's RNG is left alone)."""
 
     def __init__(self, *tensors: Any) -> None:
         self.cpu_state = torch.get_rng_state()
         self.devices = sorted({value.get_device() for value in tensors if isinstance(value, Tensor) and value.is_cuda})
         self.cuda_states = [torch.cuda.get_rng_state(device) for device in self.devices]
+        uses_mps = any(isinstance(value, Tensor) and value.device.type == "mps" for value in tensors)
+        self.mps_state = torch.mps.get_rng_state() if uses_mps else None
         self._fork: Any = None
+        self._outer_mps_state: Tensor | None = None
 
     def __enter__(self) -> None:
-        # fork_rng saves the outer state and puts it back on exit, so replaying does not disturb it.
+        # fork_rng saves the outer CPU/CUDA state and puts it back on exit, so replaying does not disturb it.
         self._fork = torch.random.fork_rng(devices=self.devices, enabled=True)
         self._fork.__enter__()
         torch.set_rng_state(self.cpu_state)
         for device, state in zip(self.devices, self.cuda_states):
             torch.cuda.set_rng_state(state, device)
+        if self.mps_state is not None:
+            # fork_rng does not cover MPS: save and restore its outer state by hand.
+            self._outer_mps_state = torch.mps.get_rng_state()
+            torch.mps.set_rng_state(self.mps_state)
 
     def __exit__(self, *exc: object) -> None:
+        if self._outer_mps_state is not None:
+            torch.mps.set_rng_state(self._outer_mps_state)
+            self._outer_mps_state = None
         self._fork.__exit__(*exc)
         self._fork = None
 
