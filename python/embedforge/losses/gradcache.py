@@ -302,7 +302,7 @@ def _replay_backward(
 
 
 class GradCacheMixin:
-    """The three GradCache stages for a loss module holding ``model`` and implementing :class:`ChunkedLoss`."""
+    """The three GradCache stages for a loss module that holds ``model`` and implements ``calculate_loss``."""
 
     model: nn.Module
     mini_batch_size: int
