@@ -646,3 +646,68 @@ def test_adaptive_layer_config_citation_and_errors(tiny_bert_dir: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="MultipleNegativesRankingLoss needs at least 2"):
         loss([model.preprocess(["a b"])], None)
     assert "forward" not in model.__dict__ and "forward" not in model[0].__dict__
+
+
+# == MatryoshkaLoss around gradient-caching losses ==================================================
+
+
+@pytest.mark.parametrize("n_dims_per_step", [-1, 2])
+def test_matryoshka_cached_mnrl_parity_and_uncached_equality(tiny_bert_dir: Path, n_dims_per_step: int) -> None:
+    """Around CachedMNRL the truncation is applied to the cached embeddings: same result as uncached and as ST."""
+    from embedforge.losses import CachedMultipleNegativesRankingLoss
+
+    losses = st_losses()
+    dims, weights = [32, 16, 8], [1.0, 2.0, 0.5]
+    bert_parity(
+        tiny_bert_dir,
+        lambda m: MatryoshkaLoss(
+            m, CachedMultipleNegativesRankingLoss(m, mini_batch_size=2), dims, weights, n_dims_per_step
+        ),
+        lambda m: losses.MatryoshkaLoss(
+            m, losses.CachedMultipleNegativesRankingLoss(m, mini_batch_size=2), dims, weights, n_dims_per_step
+        ),
+        columns=3,
+        seeds=range(2),
+    )
+    ours_model, _ = bert_pair(tiny_bert_dir)
+    texts = text_columns(3, batch=5, seed=21)
+    cached = MatryoshkaLoss(
+        ours_model, CachedMultipleNegativesRankingLoss(ours_model, mini_batch_size=3), dims, weights, n_dims_per_step
+    )
+    cached_value = run_texts(cached, ours_model, texts, None, 7)
+    cached_grad = bert_grad(ours_model).clone()
+    plain = MatryoshkaLoss(ours_model, MultipleNegativesRankingLoss(ours_model), dims, weights, n_dims_per_step)
+    plain_value = run_texts(plain, ours_model, texts, None, 7)
+    assert cached_value == pytest.approx(plain_value, rel=RTOL)
+    assert_close_grads(cached_grad, bert_grad(ours_model))
+
+
+def test_matryoshka_cached_gist_parity(tiny_bert_dir: Path) -> None:
+    """CachedGISTEmbedLoss: the model's embeddings are truncated per dimension, the guide's are not."""
+    from embedforge import SentenceTransformer
+    from embedforge.losses import CachedGISTEmbedLoss
+
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer as StModel
+
+    losses = st_losses()
+    ours_guide = SentenceTransformer(str(tiny_bert_dir), device="cpu").eval()
+    theirs_guide = StModel(str(tiny_bert_dir), device="cpu").eval()
+    bert_parity(
+        tiny_bert_dir,
+        lambda m: MatryoshkaLoss(m, CachedGISTEmbedLoss(m, ours_guide, mini_batch_size=2), [32, 8]),
+        lambda m: losses.MatryoshkaLoss(m, losses.CachedGISTEmbedLoss(m, theirs_guide, mini_batch_size=2), [32, 8]),
+        columns=2,
+        seeds=range(1),
+    )
+
+
+def test_adaptive_layer_warns_for_cached_losses(tiny_bert_dir: Path) -> None:
+    from embedforge import SentenceTransformer
+    from embedforge.losses import CachedMultipleNegativesRankingLoss
+
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+    with pytest.warns(UserWarning, match="not compatible with CachedMultipleNegativesRankingLoss"):
+        AdaptiveLayerLoss(model, CachedMultipleNegativesRankingLoss(model))
+    with pytest.warns(UserWarning, match="not compatible with MatryoshkaLoss"):
+        Matryoshka2dLoss(model, CachedMultipleNegativesRankingLoss(model), [32, 16])
