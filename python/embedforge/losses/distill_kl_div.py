@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses.base import Loss
-from embedforge.losses.margin_mse import similarity_fct_name
+from embedforge.losses.multiple_negatives_ranking import similarity_fct_name
 from embedforge.util.similarity import pairwise_dot_score
 
 logger = logging.getLogger(__name__)

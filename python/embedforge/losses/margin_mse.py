@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -11,7 +10,8 @@ from torch import Tensor, nn
 
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses.base import Loss
-from embedforge.util.similarity import SimilarityFunction, pairwise_dot_score
+from embedforge.losses.multiple_negatives_ranking import similarity_fct_name
+from embedforge.util.similarity import pairwise_dot_score
 
 
 class MarginMSELoss(Loss):
@@ -73,30 +73,3 @@ class MarginMSELoss(Loss):
     def get_config_dict(self) -> dict[str, Any]:
         """The loss's arguments, for the model card."""
         return {"similarity_fct": similarity_fct_name(self.similarity_fct)}
-
-
-def similarity_fct_name(similarity_fct: Callable[..., Any]) -> str:
-    """Model-card name of a scoring callable, as sentence-transformers renders it.
-
-    ``functools.partial`` shows its keyword arguments, a model's bound ``similarity`` /
-    ``similarity_pairwise`` shows the function it resolves to, and an object with
-    ``get_config_dict`` shows its settings.
-    """
-    if isinstance(similarity_fct, functools.partial):
-        name = getattr(similarity_fct.func, "__name__", type(similarity_fct.func).__name__)
-        arguments = ", ".join(f"{key}={value!r}" for key, value in similarity_fct.keywords.items())
-        return f"{name}({arguments})" if arguments else name
-    name = getattr(similarity_fct, "__name__", type(similarity_fct).__name__)
-    owner = getattr(similarity_fct, "__self__", None)
-    if owner is not None and name in ("similarity", "similarity_pairwise") and hasattr(owner, "similarity_fn_name"):
-        resolve = (
-            SimilarityFunction.to_similarity_fn
-            if name == "similarity"
-            else SimilarityFunction.to_similarity_pairwise_fn
-        )
-        return resolve(owner.similarity_fn_name).__name__
-    config = getattr(similarity_fct, "get_config_dict", None)
-    if callable(config):
-        arguments = ", ".join(f"{key}={value!r}" for key, value in config().items())
-        return f"{name}({arguments})"
-    return name
