@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.losses.cosent import CoSENTLoss, embed_columns, flat_labels
+from embedforge.losses.base import embed_columns, flat_labels
+from embedforge.losses.cosent import CoSENTLoss
 from embedforge.util import pairwise_angle_sim
 
 

@@ -63,3 +63,18 @@ class Loss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         """The loss's arguments, for the model card."""
         return {}
+
+
+def embed_columns(model: nn.Module, features: Sequence[dict[str, Tensor]]) -> list[Tensor]:
+    """One ``sentence_embedding`` tensor per input column, each from its own forward pass."""
+    return [model(column)["sentence_embedding"] for column in features]
+
+
+def flat_labels(loss: nn.Module, labels: Tensor, batch_size: int) -> Tensor:
+    """``labels`` as a vector of one label per row, or an error naming the loss and both counts."""
+    if labels.numel() != batch_size:
+        raise InvalidArgumentError(
+            f"{type(loss).__name__} expects {batch_size} labels (one per example), "
+            f"but got {labels.numel()} labels with shape {tuple(labels.shape)}"
+        )
+    return labels.view(-1)

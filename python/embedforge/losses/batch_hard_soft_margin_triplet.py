@@ -8,12 +8,12 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from embedforge.losses.base import flat_labels
 from embedforge.losses.batch_hard_triplet import (
     BatchHardTripletLoss,
     BatchHardTripletLossDistanceFunction,
     hardest_distances,
 )
-from embedforge.losses.cosent import flat_labels
 
 
 class BatchHardSoftMarginTripletLoss(BatchHardTripletLoss):

@@ -8,8 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss
-from embedforge.losses.cosent import flat_labels
+from embedforge.losses.base import Loss, flat_labels
 from embedforge.losses.triplet import TRIPLET_CITATION
 from embedforge.util import cos_sim
 

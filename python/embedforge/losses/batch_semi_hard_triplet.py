@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss
+from embedforge.losses.base import Loss, flat_labels
 from embedforge.losses.batch_hard_triplet import BatchHardTripletLossDistanceFunction
-from embedforge.losses.cosent import flat_labels
 from embedforge.losses.triplet import TRIPLET_CITATION
 
 

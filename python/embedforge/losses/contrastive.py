@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss
-from embedforge.losses.cosent import embed_columns, flat_labels
+from embedforge.losses.base import Loss, embed_columns, flat_labels
 
 
 def _euclidean(x: Tensor, y: Tensor) -> Tensor:

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.losses.base import Loss
+from embedforge.losses.base import Loss, embed_columns, flat_labels
 from embedforge.util import pairwise_cos_sim
-
-
-def embed_columns(model: nn.Module, features: Sequence[dict[str, Tensor]]) -> list[Tensor]:
-    """One ``sentence_embedding`` tensor per input column, each from its own forward pass."""
-    return [model(column)["sentence_embedding"] for column in features]
-
-
-def flat_labels(loss: nn.Module, labels: Tensor, batch_size: int) -> Tensor:
-    """``labels`` as a vector of one label per row, or an error naming the loss and both counts."""
-    if labels.numel() != batch_size:
-        raise InvalidArgumentError(
-            f"{type(loss).__name__} expects {batch_size} labels (one per example), "
-            f"but got {labels.numel()} labels with shape {tuple(labels.shape)}"
-        )
-    return labels.view(-1)
 
 
 class CoSENTLoss(Loss):

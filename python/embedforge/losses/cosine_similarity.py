@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss
-from embedforge.losses.cosent import embed_columns, flat_labels
+from embedforge.losses.base import Loss, embed_columns, flat_labels
 
 
 def _fullname(obj: object) -> str:

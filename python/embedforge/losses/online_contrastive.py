@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss
+from embedforge.losses.base import Loss, embed_columns, flat_labels
 from embedforge.losses.contrastive import SiameseDistanceMetric, metric_name, warn_non_binary
-from embedforge.losses.cosent import embed_columns, flat_labels
 
 
 class OnlineContrastiveLoss(Loss):

@@ -10,8 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.losses.base import Loss
-from embedforge.losses.cosent import embed_columns
+from embedforge.losses.base import Loss, embed_columns
 
 logger = logging.getLogger(__name__)
 

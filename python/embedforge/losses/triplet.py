@@ -8,9 +8,8 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss
+from embedforge.losses.base import Loss, embed_columns
 from embedforge.losses.contrastive import metric_name
-from embedforge.losses.cosent import embed_columns
 from embedforge.util import pairwise_cos_sim, pairwise_euclidean_sim, pairwise_manhattan_sim
 
 TRIPLET_CITATION = """
