@@ -455,29 +455,10 @@ class _PrefixInfoNCE(torch.autograd.Function):
             norm_q, norm_d = sq_q.sqrt(), sq_d.sqrt()
             inv_q = norm_q.clamp_min(_NORM_EPS).reciprocal()
             inv_d = norm_d.clamp_min(_NORM_EPS).reciprocal()
-            logits = torch.outer(inv_q * scale, inv_d).mul_(dots)
-            # log_softmax is one fused kernel (logsumexp is several passes); its diagonal is -loss per row.
-            probs = torch.log_softmax(logits, dim=1)
-            row_terms = probs[:, :batch].diagonal().clone()
-            probs.exp_()
-            if symmetric:
-                col_log = torch.log_softmax(logits[:, :batch], dim=0)
-                row_terms = 0.5 * (row_terms + col_log.diagonal())
-                probs.mul_(0.5)
-                probs[:, :batch].add_(col_log.exp_(), alpha=0.5)
-                del col_log
+            row_terms, stats = _prefix_softmax(dots, inv_q, inv_d, scale, batch, symmetric, keep)
             total = total - weight * row_terms.sum() / batch
-            if keep:
-                # sum_j (probs - onehot)_ij * logits_ij per row i and per column j: how the loss moves
-                # when a query's or a document's norm scales all its logits.
-                weighted = probs * logits
-                diagonal = logits[:, :batch].diagonal()
-                row_sum = weighted.sum(dim=1) - diagonal
-                col_sum = weighted.sum(dim=0)
-                col_sum[:batch] -= diagonal
-                del weighted
-                saved.append((probs, row_sum, col_sum, inv_q, inv_d, norm_q >= _NORM_EPS, norm_d >= _NORM_EPS))
-            del logits
+            if stats is not None:
+                saved.append((*stats, inv_q, inv_d, norm_q >= _NORM_EPS, norm_d >= _NORM_EPS))
             start = end
         ctx.prefixes, ctx.weights, ctx.scale = prefixes, weights, scale
         ctx.saved = saved
@@ -488,8 +469,11 @@ class _PrefixInfoNCE(torch.autograd.Function):
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         queries, docs = ctx.saved_tensors
         batch = queries.size(0)
-        grad_q = torch.zeros_like(queries) if ctx.needs_input_grad[0] else None
-        grad_d = torch.zeros_like(docs) if ctx.needs_input_grad[1] else None
+        want_q, want_d = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # Per-block gradients, longest prefix's block first; concatenated (in dim order) at the end.
+        # A matrix product into a fresh block is faster than accumulating into a strided column slice.
+        parts_q: list[Tensor] = []
+        parts_d: list[Tensor] = []
         grad_dots: Tensor | None = None  # running sum of d loss / d (block dot products)
         coef_q: Tensor | None = None  # running per-row multiples for the norms' gradient
         coef_d: Tensor | None = None
@@ -505,21 +489,101 @@ class _PrefixInfoNCE(torch.autograd.Function):
             coef_d = step_d if coef_d is None else coef_d + step_d
             # d loss / d dots = k * scale * (probs - onehot) / (||q|| ||d||).
             factor_q = (k * ctx.scale) * inv_q
-            outer = torch.outer(factor_q, inv_d)
+            first = grad_dots is None
             if grad_dots is None:
-                grad_dots = probs.mul_(outer)
-            else:
-                grad_dots.addcmul_(probs, outer)
-            del probs, outer
+                grad_dots = probs  # the longest prefix's probabilities become the running sum in place
+            for begin, stop in _row_chunks(grad_dots):
+                outer = torch.outer(factor_q[begin:stop], inv_d)
+                if first:
+                    grad_dots[begin:stop].mul_(outer)
+                else:
+                    grad_dots[begin:stop].addcmul_(probs[begin:stop], outer)
+            del probs
             grad_dots[:, :batch].diagonal().sub_(factor_q * inv_d[:batch])
             start, end = bounds[slot], bounds[slot + 1]
-            if grad_q is not None:
-                block = grad_q[:, start:end]
-                block.copy_(queries[:, start:end] * coef_q[:, None])
-                block.addmm_(grad_dots, docs[:, start:end])
-            if grad_d is not None:
-                block = grad_d[:, start:end]
-                block.copy_(docs[:, start:end] * coef_d[:, None])
-                block.addmm_(grad_dots.T, queries[:, start:end])
+            if want_q:
+                parts_q.append((grad_dots @ docs[:, start:end]).addcmul_(queries[:, start:end], coef_q[:, None]))
+            if want_d:
+                parts_d.append((grad_dots.T @ queries[:, start:end]).addcmul_(docs[:, start:end], coef_d[:, None]))
         ctx.saved = None
-        return grad_q, grad_d, None, None, None, None
+        return (
+            _join_blocks(parts_q, queries) if want_q else None,
+            _join_blocks(parts_d, docs) if want_d else None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _join_blocks(parts: list[Tensor], like: Tensor) -> Tensor:
+    """Per-block gradients (longest prefix's block first) as one tensor shaped like ``like``; zeros past the prefixes."""
+    blocks = parts[::-1]
+    covered = sum(block.shape[1] for block in blocks)
+    if covered < like.shape[1]:
+        blocks.append(like.new_zeros(like.shape[0], like.shape[1] - covered))
+    return torch.cat(blocks, dim=1)
+
+
+#: Elements per row chunk of the elementwise passes: about a megabyte of float32, so a chunk's
+#: several passes (scale, log-softmax, exp, products, sums) run in cache rather than from memory.
+_CHUNK_ELEMENTS = 1 << 18
+
+
+def _row_chunks(matrix: Tensor) -> list[tuple[int, int]]:
+    rows, cols = matrix.shape
+    step = max(8, _CHUNK_ELEMENTS // max(cols, 1))
+    return [(begin, min(begin + step, rows)) for begin in range(0, rows, step)]
+
+
+def _prefix_softmax(
+    dots: Tensor, inv_q: Tensor, inv_d: Tensor, scale: float, batch: int, symmetric: bool, keep: bool
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+    """One prefix's per-row log-probabilities of the positives, and (with ``keep``) what backward needs.
+
+    The logits are ``dots * scale / (||q|| ||d||)``. Backward needs the softmax ``probs`` (for the
+    symmetric variant, the average of the row and the column softmax) and, per query row and per
+    document column, ``sum (probs - onehot) * logits``: how the loss moves when a norm scales all of a
+    row's or a column's logits.
+    """
+    rows, cols = dots.shape
+    scaled_q = inv_q * scale
+    if symmetric:
+        # The column softmax spans every row, so this variant works on the whole matrix at once.
+        logits = torch.outer(scaled_q, inv_d).mul_(dots)
+        probs = torch.log_softmax(logits, dim=1)
+        col_log = torch.log_softmax(logits[:, :batch], dim=0)
+        row_terms = 0.5 * (probs[:, :batch].diagonal() + col_log.diagonal())
+        if not keep:
+            return row_terms, None
+        probs.exp_().mul_(0.5)
+        probs[:, :batch].add_(col_log.exp_(), alpha=0.5)
+        del col_log
+        diagonal = logits[:, :batch].diagonal().clone()
+        logits.mul_(probs)
+        row_sum = logits.sum(dim=1) - diagonal
+        col_sum = logits.sum(dim=0)
+        col_sum[:batch] -= diagonal
+        return row_terms, (probs, row_sum, col_sum)
+
+    row_terms = dots.new_empty(rows)
+    probs = torch.empty_like(dots) if keep else None
+    row_sum = dots.new_empty(rows)
+    col_sum = dots.new_zeros(cols)
+    for begin, stop in _row_chunks(dots):
+        logits = torch.outer(scaled_q[begin:stop], inv_d).mul_(dots[begin:stop])
+        log_probs = torch.log_softmax(logits, dim=1)
+        # Row i's positive is column i (the first document column holds the positives).
+        row_terms[begin:stop] = log_probs[:, begin:stop].diagonal()
+        if probs is None:
+            continue
+        # exp in place on the cache-resident temporary, then one copy (exp with out= is much slower).
+        chunk = probs[begin:stop].copy_(log_probs.exp_())
+        diagonal = logits[:, begin:stop].diagonal().clone()
+        logits.mul_(chunk)
+        row_sum[begin:stop] = logits.sum(dim=1) - diagonal
+        col_sum.add_(logits.sum(dim=0))
+        col_sum[begin:stop] -= diagonal
+    if probs is None:
+        return row_terms, None
+    return row_terms, (probs, row_sum, col_sum)
