@@ -42,7 +42,7 @@ class _LayerCache:
     layer on as ``token_embeddings``, so pooling and later modules embed from that layer.
     """
 
-    def __init__(self, transformer: nn.Module, forward: Callable[..., dict[str, Any]]) -> None:
+    def __init__(self, transformer: Any, forward: Callable[..., dict[str, Any]]) -> None:
         self.transformer = transformer
         self.forward = forward
         self.layer_idx: int | None = None
@@ -82,11 +82,11 @@ class _EmbeddingRecorder:
         return embeddings
 
 
-def unwrap_model(model: nn.Module, loss_name: str) -> nn.Module:
+def unwrap_model(model: nn.Module, loss_name: str) -> Any:
     """The SentenceTransformer inside DistributedDataParallel (``.module``) / torch.compile (``._orig_mod``)."""
     from embedforge.sentence_transformer import SentenceTransformer
 
-    inner = model
+    inner: Any = model
     while not isinstance(inner, SentenceTransformer):
         if hasattr(inner, "_orig_mod"):
             inner = inner._orig_mod
@@ -197,10 +197,11 @@ class AdaptiveLayerLoss(Loss):
 
     def get_config_dict(self) -> dict[str, Any]:
         """The wrapped loss's class name and the layer settings."""
+        layer_weighting: str
         if isinstance(self.layer_weighting, str):
             layer_weighting = self.layer_weighting
         else:
-            layer_weighting = getattr(self.layer_weighting, "__name__", "custom")
+            layer_weighting = str(getattr(self.layer_weighting, "__name__", "custom"))
         return {
             "loss": type(self.loss).__name__,
             "n_layers_per_step": self.n_layers_per_step,

@@ -231,8 +231,9 @@ class MatryoshkaLoss(Loss):
 
         self.uses_gradient_cache = bool(getattr(loss, "uses_gradient_cache", False))
         if self.uses_gradient_cache:
-            loss.calculate_loss = _CachedLossDims(  # type: ignore[method-assign]
-                loss.calculate_loss, self.matryoshka_dims, self.matryoshka_weights, self.n_dims_per_step
+            cached: Any = loss
+            cached.calculate_loss = _CachedLossDims(
+                cached.calculate_loss, self.matryoshka_dims, self.matryoshka_weights, self.n_dims_per_step
             )
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -271,7 +272,7 @@ class MatryoshkaLoss(Loss):
         self, features: list[dict[str, Tensor]], labels: Tensor | None, indices: list[int]
     ) -> Tensor:
         """MNRL at every sampled dimension from one blockwise pass over the embeddings (see module doc)."""
-        inner = self.loss
+        inner: Any = self.loss
         inner.check_features(features, labels)
         embeddings = [inner.model(feature)["sentence_embedding"] for feature in features]
         if len(embeddings) < 2:
@@ -437,9 +438,9 @@ class _PrefixInfoNCE(torch.autograd.Function):
     ) -> Tensor:
         batch = queries.size(0)
         keep = any(ctx.needs_input_grad[:2])
-        dots: Tensor | None = None
-        sq_q: Tensor | None = None
-        sq_d: Tensor | None = None
+        dots: Any = None
+        sq_q: Any = None
+        sq_d: Any = None
         saved: list[Any] = []
         total = queries.new_zeros(())
         start = 0
@@ -567,7 +568,7 @@ def _prefix_softmax(
         return row_terms, (probs, row_sum, col_sum)
 
     row_terms = dots.new_empty(rows)
-    probs = torch.empty_like(dots) if keep else None
+    chunked_probs = torch.empty_like(dots) if keep else None
     row_sum = dots.new_empty(rows)
     col_sum = dots.new_zeros(cols)
     for begin, stop in _row_chunks(dots):
@@ -575,15 +576,15 @@ def _prefix_softmax(
         log_probs = torch.log_softmax(logits, dim=1)
         # Row i's positive is column i (the first document column holds the positives).
         row_terms[begin:stop] = log_probs[:, begin:stop].diagonal()
-        if probs is None:
+        if chunked_probs is None:
             continue
         # exp in place on the cache-resident temporary, then one copy (exp with out= is much slower).
-        chunk = probs[begin:stop].copy_(log_probs.exp_())
+        chunk = chunked_probs[begin:stop].copy_(log_probs.exp_())
         diagonal = logits[:, begin:stop].diagonal().clone()
         logits.mul_(chunk)
         row_sum[begin:stop] = logits.sum(dim=1) - diagonal
         col_sum.add_(logits.sum(dim=0))
         col_sum[begin:stop] -= diagonal
-    if probs is None:
+    if chunked_probs is None:
         return row_terms, None
-    return row_terms, (probs, row_sum, col_sum)
+    return row_terms, (chunked_probs, row_sum, col_sum)

@@ -50,4 +50,5 @@ class Matryoshka2dLoss(AdaptiveLayerLoss):
 
     def get_config_dict(self) -> dict[str, Any]:
         """AdaptiveLayerLoss's settings merged with the MatryoshkaLoss's (whose ``loss`` entry wins)."""
-        return {**super().get_config_dict(), **self.loss.get_config_dict()}
+        inner: Any = self.loss
+        return {**super().get_config_dict(), **inner.get_config_dict()}
