@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses.base import Loss
@@ -467,6 +468,7 @@ class _PrefixInfoNCE(torch.autograd.Function):
         return total
 
     @staticmethod
+    @once_differentiable  # the backward works in place; a second-order graph through it would be wrong
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         queries, docs = ctx.saved_tensors
         batch = queries.size(0)
