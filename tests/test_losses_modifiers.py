@@ -711,3 +711,17 @@ def test_adaptive_layer_warns_for_cached_losses(tiny_bert_dir: Path) -> None:
         AdaptiveLayerLoss(model, CachedMultipleNegativesRankingLoss(model))
     with pytest.warns(UserWarning, match="not compatible with MatryoshkaLoss"):
         Matryoshka2dLoss(model, CachedMultipleNegativesRankingLoss(model), [32, 16])
+
+
+@pytest.mark.parametrize("path", ["fused", "autograd", "generic"])
+def test_matryoshka_evaluation_without_gradients(path: str) -> None:
+    """Under no_grad (evaluation) every path gives the training value and builds no graph."""
+    table = fixed_table(3, seed=12)
+    model = LookupModel(table)
+    loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), [12, 6, 3], [1.0, 0.5, 2.0])
+    with _Path(path):
+        trained, _ = loss_and_grad(loss, model, 3)
+        with torch.no_grad():
+            evaluated = loss(lookup_features(3), None)
+    assert not evaluated.requires_grad
+    assert evaluated.item() == pytest.approx(trained, rel=1e-12)
