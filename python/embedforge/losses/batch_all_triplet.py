@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss, flat_labels
-from embedforge.losses.batch_hard_triplet import BatchHardTripletLoss, BatchHardTripletLossDistanceFunction
-from embedforge.losses.triplet import TRIPLET_CITATION
+from embedforge.losses.base import flat_labels
+from embedforge.losses.batch_hard_triplet import (
+    BatchHardTripletLoss,
+    BatchHardTripletLossDistanceFunction,
+    BatchTripletLoss,
+)
 
 
-class BatchAllTripletLoss(Loss):
+class BatchAllTripletLoss(BatchTripletLoss):
     """``sum(relu(d(a, p) - d(a, n) + margin)) / #(triplets with a positive loss)`` over all valid triplets."""
-
-    input_columns: ClassVar[tuple[int, int | None]] = (1, 1)
-    requires_label: ClassVar[bool | None] = True
-    citation: ClassVar[str] = TRIPLET_CITATION
 
     def __init__(
         self,
@@ -30,16 +29,6 @@ class BatchAllTripletLoss(Loss):
         self.sentence_embedder = model
         self.triplet_margin = margin
         self.distance_metric = distance_metric
-
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        """Embed the text column and return the loss for its class labels."""
-        features = self.check_features(sentence_features, labels)
-        embeddings = self.sentence_embedder(features[0])["sentence_embedding"]
-        return self.compute_loss_from_embeddings([embeddings], labels)
-
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
-        """The loss of already computed ``[embeddings]``."""
-        return self.batch_all_triplet_loss(labels, embeddings[0])
 
     def batch_all_triplet_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
         """Batch-all triplet loss of ``embeddings`` with class ids ``labels``."""
@@ -55,6 +44,8 @@ class BatchAllTripletLoss(Loss):
         # Tiny values count as inactive, as in sentence-transformers; the epsilon keeps 0 / 0 at 0.
         active = int((losses > 1e-16).sum().item())
         return losses.sum() / (active + 1e-16)
+
+    batch_loss = batch_all_triplet_loss
 
     def get_config_dict(self) -> dict[str, Any]:
         """Same keys as sentence-transformers."""

@@ -26,15 +26,13 @@ class BatchHardSoftMarginTripletLoss(BatchHardTripletLoss):
     ) -> None:
         super().__init__(model, distance_metric=distance_metric)
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
-        """The loss of already computed ``[embeddings]``."""
-        return self.batch_hard_triplet_soft_margin_loss(labels, embeddings[0])
-
     def batch_hard_triplet_soft_margin_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
         """Soft-margin batch-hard triplet loss of ``embeddings`` with class ids ``labels``."""
         labels = flat_labels(self, labels, embeddings.shape[0])
         hardest_positive, hardest_negative = hardest_distances(self.distance_metric(embeddings), labels)
         return F.softplus(hardest_positive - hardest_negative).mean()
+
+    batch_loss = batch_hard_triplet_soft_margin_loss
 
     def get_config_dict(self) -> dict[str, Any]:
         """Same keys as sentence-transformers (no margin)."""

@@ -43,12 +43,33 @@ class BatchHardTripletLossDistanceFunction:
     eucledian_distance = euclidean_distance
 
 
-class BatchHardTripletLoss(Loss):
-    """``mean(relu(max_pos d(a, p) - min_neg d(a, n) + margin))`` over anchors, with labels as class ids."""
+class BatchTripletLoss(Loss):
+    """Shared frame of the batch triplet losses: one text column, one class id per row.
+
+    Subclasses set ``batch_loss`` to their loss of ``(labels, embeddings)``.
+    """
 
     input_columns: ClassVar[tuple[int, int | None]] = (1, 1)
     requires_label: ClassVar[bool | None] = True
     citation: ClassVar[str] = TRIPLET_CITATION
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        """Embed the text column and return the loss for its class labels."""
+        features = self.check_features(sentence_features, labels)
+        embeddings = self.sentence_embedder(features[0])["sentence_embedding"]
+        return self.compute_loss_from_embeddings([embeddings], labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
+        """The loss of already computed ``[embeddings]``."""
+        return self.batch_loss(labels, embeddings[0])
+
+    def batch_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
+        """The loss of one embedding batch with class ids ``labels``."""
+        raise NotImplementedError
+
+
+class BatchHardTripletLoss(BatchTripletLoss):
+    """``mean(relu(max_pos d(a, p) - min_neg d(a, n) + margin))`` over anchors, with labels as class ids."""
 
     def __init__(
         self,
@@ -61,22 +82,14 @@ class BatchHardTripletLoss(Loss):
         self.triplet_margin = margin
         self.distance_metric = distance_metric
 
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        """Embed the text column and return the loss for its class labels."""
-        features = self.check_features(sentence_features, labels)
-        embeddings = self.sentence_embedder(features[0])["sentence_embedding"]
-        return self.compute_loss_from_embeddings([embeddings], labels)
-
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
-        """The loss of already computed ``[embeddings]``."""
-        return self.batch_hard_triplet_loss(labels, embeddings[0])
-
     def batch_hard_triplet_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
         """Batch-hard triplet loss of ``embeddings`` with class ids ``labels``."""
         labels = flat_labels(self, labels, embeddings.shape[0])
         hardest_positive, hardest_negative = hardest_distances(self.distance_metric(embeddings), labels)
         losses = hardest_positive - hardest_negative + self.triplet_margin
         return torch.where(losses < 0, torch.zeros_like(losses), losses).mean()
+
+    batch_loss = batch_hard_triplet_loss
 
     @staticmethod
     def get_triplet_mask(labels: Tensor) -> Tensor:

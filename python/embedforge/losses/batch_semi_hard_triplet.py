@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from embedforge.losses.base import Loss, flat_labels
-from embedforge.losses.batch_hard_triplet import BatchHardTripletLossDistanceFunction
-from embedforge.losses.triplet import TRIPLET_CITATION
+from embedforge.losses.base import flat_labels
+from embedforge.losses.batch_hard_triplet import BatchHardTripletLossDistanceFunction, BatchTripletLoss
 
 
-class BatchSemiHardTripletLoss(Loss):
+class BatchSemiHardTripletLoss(BatchTripletLoss):
     """FaceNet's semi-hard mining: ``relu(d(a, p) - d(a, n*) + margin)`` averaged over positive pairs.
 
     ``n*`` is the closest negative of ``a`` with ``d(a, n) > d(a, p)``; when there is none, the
     farthest negative of ``a`` (TensorFlow Addons' ``triplet_semihard_loss``).
     """
-
-    input_columns: ClassVar[tuple[int, int | None]] = (1, 1)
-    requires_label: ClassVar[bool | None] = True
-    citation: ClassVar[str] = TRIPLET_CITATION
 
     def __init__(
         self,
@@ -34,16 +29,6 @@ class BatchSemiHardTripletLoss(Loss):
         self.sentence_embedder = model
         self.margin = margin
         self.distance_metric = distance_metric
-
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
-        """Embed the text column and return the loss for its class labels."""
-        features = self.check_features(sentence_features, labels)
-        embeddings = self.sentence_embedder(features[0])["sentence_embedding"]
-        return self.compute_loss_from_embeddings([embeddings], labels)
-
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
-        """The loss of already computed ``[embeddings]``."""
-        return self.batch_semi_hard_triplet_loss(labels, embeddings[0])
 
     def batch_semi_hard_triplet_loss(self, labels: Tensor, embeddings: Tensor) -> Tensor:
         """Semi-hard triplet loss of ``embeddings`` with class ids ``labels``."""
@@ -65,6 +50,8 @@ class BatchSemiHardTripletLoss(Loss):
         positive_pairs = same.float() - torch.eye(batch_size, device=distances.device)
         losses = torch.clamp((distances - semi_hard + self.margin) * positive_pairs, min=0.0)
         return losses.sum() / positive_pairs.sum().clamp(min=1e-16)
+
+    batch_loss = batch_semi_hard_triplet_loss
 
     def get_config_dict(self) -> dict[str, Any]:
         """Same keys as sentence-transformers."""
