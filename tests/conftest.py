@@ -9,6 +9,7 @@ import random
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,42 @@ def load_st_util_module(name: str) -> types.ModuleType:
             pass
     pytest.importorskip("sentence_transformers")
     return importlib.import_module(f"sentence_transformers.util.{name}")
+
+
+# -- a tiny StaticEmbedding model in embedforge and in sentence-transformers (loss tests) ------------
+
+
+def word_level_tokenizer() -> Any:
+    """A lowercasing WordLevel tokenizer over WORDS (id 0 is [UNK])."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    vocab = {"[UNK]": 0, **{word: i + 1 for i, word in enumerate(dict.fromkeys(WORDS))}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tokenizer
+
+
+def static_weights(seed: int = 0, dim: int = 8) -> Any:
+    """Seeded random embedding rows for word_level_tokenizer()."""
+    import torch
+
+    vocab_size = word_level_tokenizer().get_vocab_size()
+    return torch.randn(vocab_size, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def embedforge_static(weights: Any) -> Any:
+    """An embedforge StaticEmbedding model over word_level_tokenizer() with a copy of ``weights``."""
+    from embedforge import SentenceTransformer
+    from embedforge.models import StaticEmbedding
+
+    return SentenceTransformer(modules=[StaticEmbedding(word_level_tokenizer(), embedding_weights=weights.clone())])
+
+
+def st_static(weights: Any) -> Any:
+    """The same model in sentence-transformers (skips the test when it is not installed)."""
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer as StModel
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
+
+    return StModel(modules=[StStatic(word_level_tokenizer(), embedding_weights=weights.clone())], device="cpu")

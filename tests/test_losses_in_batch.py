@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from conftest import WORDS, random_sentences
+from conftest import embedforge_static, random_sentences, st_static, static_weights
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses import (
     CachedGISTEmbedLoss,
@@ -159,36 +159,6 @@ def ref_mnrl(
 
 
 # -- a tiny StaticEmbedding model in both libraries ------------------------------------------------
-
-
-def word_level_tokenizer() -> Any:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
-    vocab = {"[UNK]": 0, **{word: i + 1 for i, word in enumerate(dict.fromkeys(WORDS))}}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    return tokenizer
-
-
-def static_weights(seed: int = 0, dim: int = 8) -> Tensor:
-    vocab_size = word_level_tokenizer().get_vocab_size()
-    return torch.randn(vocab_size, dim, generator=torch.Generator().manual_seed(seed))
-
-
-def embedforge_static(weights: Tensor) -> Any:
-    from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
-
-    return SentenceTransformer(modules=[StaticEmbedding(word_level_tokenizer(), embedding_weights=weights.clone())])
-
-
-def st_static(weights: Tensor) -> Any:
-    pytest.importorskip("sentence_transformers")
-    from sentence_transformers import SentenceTransformer as StModel
-    from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
-
-    return StModel(modules=[StStatic(word_level_tokenizer(), embedding_weights=weights.clone())], device="cpu")
 
 
 def text_columns(columns: int, batch: int = 6, seed: int = 3) -> list[list[str]]:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from conftest import WORDS, random_sentences
+from conftest import embedforge_static, random_sentences, st_static, static_weights
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.losses import (
     AdaptiveLayerLoss,
@@ -351,36 +351,6 @@ def test_matryoshka_rejects_bad_arguments_and_inputs() -> None:
 # == sentence-transformers parity on a tiny StaticEmbedding model ===================================
 
 
-def word_level_tokenizer() -> Any:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
-    vocab = {"[UNK]": 0, **{word: i + 1 for i, word in enumerate(dict.fromkeys(WORDS))}}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    return tokenizer
-
-
-def static_weights(seed: int = 0, dim: int = 16) -> Tensor:
-    vocab_size = word_level_tokenizer().get_vocab_size()
-    return torch.randn(vocab_size, dim, generator=torch.Generator().manual_seed(seed))
-
-
-def embedforge_static(weights: Tensor) -> Any:
-    from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
-
-    return SentenceTransformer(modules=[StaticEmbedding(word_level_tokenizer(), embedding_weights=weights.clone())])
-
-
-def st_static(weights: Tensor) -> Any:
-    pytest.importorskip("sentence_transformers")
-    from sentence_transformers import SentenceTransformer as StModel
-    from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
-
-    return StModel(modules=[StStatic(word_level_tokenizer(), embedding_weights=weights.clone())], device="cpu")
-
-
 def st_losses() -> Any:
     pytest.importorskip("sentence_transformers")
     from sentence_transformers.sentence_transformer import losses
@@ -410,7 +380,7 @@ def static_parity(
     labels: Tensor | None = None,
     path: str = "fused",
 ) -> None:
-    weights, texts = static_weights(), text_columns(columns)
+    weights, texts = static_weights(dim=16), text_columns(columns)
     ours_model, theirs_model = embedforge_static(weights), st_static(weights)
     for seed in range(3):
         with _Path(path):
@@ -460,7 +430,7 @@ def test_matryoshka_cosent_parity_with_sentence_transformers() -> None:
 
 
 def test_matryoshka_training_lowers_loss() -> None:
-    model = embedforge_static(static_weights(1))
+    model = embedforge_static(static_weights(1, dim=16))
     loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), [16, 8, 4])
     texts = text_columns(2, batch=8, seed=11)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -640,7 +610,7 @@ def test_adaptive_layer_config_citation_and_errors(tiny_bert_dir: Path) -> None:
     assert "li20242d" in two_d.citation
     with pytest.raises(InvalidArgumentError, match="layer_weighting is 'cubic'"):
         AdaptiveLayerLoss(model, MultipleNegativesRankingLoss(model), layer_weighting="cubic")  # type: ignore[arg-type]
-    static = embedforge_static(static_weights())
+    static = embedforge_static(static_weights(dim=16))
     with pytest.raises(InvalidArgumentError, match="first module is a Transformer.*StaticEmbedding"):
         AdaptiveLayerLoss(static, MultipleNegativesRankingLoss(static))
     with pytest.raises(InvalidArgumentError, match="MultipleNegativesRankingLoss needs at least 2"):
