@@ -12,6 +12,7 @@
 mod error;
 mod parallel;
 mod pooling;
+mod search;
 mod static_embedding;
 mod tokenize;
 mod weights;
@@ -19,6 +20,7 @@ mod weights;
 pub use error::{Error, Result};
 pub use parallel::{is_forked, mark_forked, num_threads, set_num_threads, NUM_THREADS_ENV};
 pub use pooling::{embedding_bag_mean, l2_normalize, TokenId, NORMALIZE_EPS};
+pub use search::{top_k, ScoreFunction, TopK, DEFAULT_SEARCH_BLOCK};
 pub use static_embedding::{
     embed_static, StaticModel, CONFIG_FILE, EMBEDDING_TENSORS, MODULES_FILE, TOKENIZER_FILE,
     WEIGHTS_FILE,
