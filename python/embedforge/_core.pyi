@@ -14,6 +14,7 @@ __all__ = [
     "embedding_bag_mean",
     "get_num_threads",
     "length_order",
+    "retrieval_metrics",
     "set_num_threads",
 ]
 
@@ -119,3 +120,15 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The number of threads embedforge's Rust code uses."""
+
+def retrieval_metrics(
+    ranked: Sequence[Sequence[int]],
+    relevant: Sequence[Sequence[int]],
+    *,
+    accuracy_at_k: Sequence[int],
+    precision_recall_at_k: Sequence[int],
+    mrr_at_k: Sequence[int],
+    ndcg_at_k: Sequence[int],
+    map_at_k: Sequence[int],
+) -> dict[str, dict[int, float]]:
+    """Accuracy, precision, recall, MRR, NDCG and MAP at cutoffs over ranked id lists, averaged over queries."""

@@ -10,6 +10,7 @@
 //! The crate has no Python dependency; the `embedforge-python` crate wraps it.
 
 mod error;
+mod metrics;
 mod parallel;
 mod pooling;
 mod search;
@@ -18,6 +19,7 @@ mod tokenize;
 mod weights;
 
 pub use error::{Error, Result};
+pub use metrics::{retrieval_metrics, RetrievalCutoffs, RetrievalMetrics};
 pub use parallel::{is_forked, mark_forked, num_threads, set_num_threads, NUM_THREADS_ENV};
 pub use pooling::{embedding_bag_mean, l2_normalize, TokenId, NORMALIZE_EPS};
 pub use search::{top_k, ScoreFunction, TopK, DEFAULT_SEARCH_BLOCK};
