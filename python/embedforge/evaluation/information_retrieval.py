@@ -1,0 +1,398 @@
+"""Retrieval quality of an embedding model: rank a corpus for each query and score the ranking."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import trange
+
+from embedforge import _core
+from embedforge.exceptions import InvalidArgumentError
+from embedforge.util.similarity import SimilarityFunction
+
+from .evaluator import BaseEvaluator, epoch_text
+
+logger = logging.getLogger(__name__)
+
+# Order of the metric groups in results, CSV columns and logs (as sentence-transformers).
+_METRIC_GROUPS = ("accuracy@k", "precision@k", "recall@k", "ndcg@k", "mrr@k", "map@k")
+
+
+def _check_cutoffs(name: str, values: Sequence[int]) -> None:
+    if not values or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in values):
+        raise InvalidArgumentError(f"{name}={values!r} is not valid; expected a non-empty list of positive ints")
+
+
+class InformationRetrievalEvaluator(BaseEvaluator):
+    """Accuracy, precision, recall, MRR, NDCG and MAP at cutoffs for retrieving ``corpus`` documents.
+
+    Queries without relevant documents are skipped. The corpus is embedded and searched in chunks
+    of ``corpus_chunk_size``; results rank by score, ties by ascending corpus id. The primary
+    metric is ``{score_function}_ndcg@{max(ndcg_at_k)}``.
+    """
+
+    def __init__(
+        self,
+        queries: dict[str, Any],
+        corpus: dict[str, Any],
+        relevant_docs: dict[str, set[str]],
+        corpus_chunk_size: int = 50000,
+        mrr_at_k: list[int] = [10],  # noqa: B006 - sentence-transformers' signature; never mutated
+        ndcg_at_k: list[int] = [10],  # noqa: B006
+        accuracy_at_k: list[int] = [1, 3, 5, 10],  # noqa: B006
+        precision_recall_at_k: list[int] = [1, 3, 5, 10],  # noqa: B006
+        map_at_k: list[int] = [100],  # noqa: B006
+        show_progress_bar: bool = False,
+        batch_size: int = 32,
+        name: str = "",
+        write_csv: bool = True,
+        truncate_dim: int | None = None,
+        score_functions: dict[str, Callable[[Tensor, Tensor], Tensor]] | None = None,
+        main_score_function: str | SimilarityFunction | None = None,
+        query_prompt: str | None = None,
+        query_prompt_name: str | None = None,
+        corpus_prompt: str | None = None,
+        corpus_prompt_name: str | None = None,
+        write_predictions: bool = False,
+    ) -> None:
+        super().__init__()
+        for arg, values in (
+            ("mrr_at_k", mrr_at_k),
+            ("ndcg_at_k", ndcg_at_k),
+            ("accuracy_at_k", accuracy_at_k),
+            ("precision_recall_at_k", precision_recall_at_k),
+            ("map_at_k", map_at_k),
+        ):
+            _check_cutoffs(arg, values)
+        if corpus_chunk_size < 1:
+            raise InvalidArgumentError(f"corpus_chunk_size={corpus_chunk_size!r} is not valid; expected a positive int")
+
+        self.queries_ids = [qid for qid in queries if qid in relevant_docs and len(relevant_docs[qid]) > 0]
+        self.queries = [queries[qid] for qid in self.queries_ids]
+        self.corpus_ids = list(corpus.keys())
+        self.corpus = [corpus[cid] for cid in self.corpus_ids]
+        self._corpus_id_ranks: Tensor | None = None
+
+        self.query_prompt = query_prompt
+        self.query_prompt_name = query_prompt_name
+        self.corpus_prompt = corpus_prompt
+        self.corpus_prompt_name = corpus_prompt_name
+
+        self.relevant_docs = relevant_docs
+        self.corpus_chunk_size = corpus_chunk_size
+        self.mrr_at_k = mrr_at_k
+        self.ndcg_at_k = ndcg_at_k
+        self.accuracy_at_k = accuracy_at_k
+        self.precision_recall_at_k = precision_recall_at_k
+        self.map_at_k = map_at_k
+
+        self.show_progress_bar = show_progress_bar
+        self.batch_size = batch_size
+        self.name = name
+        self.write_csv = write_csv
+        self.score_functions = score_functions
+        self.score_function_names = sorted(score_functions) if score_functions else []
+        # Without explicit functions each call uses the evaluated model's own similarity.
+        self._score_functions_from_model = score_functions is None
+        self.main_score_function = SimilarityFunction(main_score_function) if main_score_function else None
+        self.truncate_dim = truncate_dim
+
+        suffix = "_" + name if name else ""
+        self.csv_file: str = "Information-Retrieval_evaluation" + suffix + "_results.csv"
+        self.csv_headers = ["epoch", "steps"]
+        self._append_csv_headers(self.score_function_names)
+        self.write_predictions = write_predictions
+        if write_predictions:
+            self.predictions_file = "Information-Retrieval_evaluation" + suffix + "_predictions.jsonl"
+
+    def _append_csv_headers(self, score_function_names: list[str]) -> None:
+        for score_name in score_function_names:
+            self.csv_headers += [f"{score_name}-Accuracy@{k}" for k in self.accuracy_at_k]
+            for k in self.precision_recall_at_k:
+                self.csv_headers += [f"{score_name}-Precision@{k}", f"{score_name}-Recall@{k}"]
+            self.csv_headers += [f"{score_name}-MRR@{k}" for k in self.mrr_at_k]
+            self.csv_headers += [f"{score_name}-NDCG@{k}" for k in self.ndcg_at_k]
+            self.csv_headers += [f"{score_name}-MAP@{k}" for k in self.map_at_k]
+
+    def __call__(
+        self,
+        model: Any,
+        output_path: str | None = None,
+        epoch: int = -1,
+        steps: int = -1,
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, float]:
+        """Embed queries and corpus with ``model``, rank, and return the metrics keyed ``{name}_{fn}_{metric}@{k}``."""
+        logger.info(
+            f"Information Retrieval Evaluation of the model on the {self.name} dataset"
+            f"{epoch_text(epoch, steps, self.truncate_dim)}:"
+        )
+        headers_changed = False
+        if self._score_functions_from_model:
+            self.score_functions = {model.similarity_fn_name: model.similarity}
+            if self.score_function_names != sorted(self.score_functions):
+                headers_changed = bool(self.score_function_names)
+                self.score_function_names = sorted(self.score_functions)
+                self.csv_headers = ["epoch", "steps"]
+                self._append_csv_headers(self.score_function_names)
+                self.primary_metric = None
+
+        scores = self.compute_all_metrics(model, *args, output_path=output_path, **kwargs)
+
+        if output_path is not None and self.write_csv:
+            self._write_csv_row(scores, output_path, epoch, steps, headers_changed)
+
+        if not self.primary_metric:
+            top_k = max(self.ndcg_at_k)
+            if self.main_score_function is None:
+                best = max(self.score_function_names, key=lambda fn: scores[fn]["ndcg@k"][top_k])
+            else:
+                best = self.main_score_function.value
+            self.primary_metric = f"{best}_ndcg@{top_k}"
+
+        metrics = {
+            f"{fn}_{group.replace('@k', '@' + str(k))}": value
+            for fn, groups in scores.items()
+            for group, values in groups.items()
+            for k, value in values.items()
+        }
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def _write_csv_row(
+        self, scores: dict[str, Any], output_path: str, epoch: int, steps: int, headers_changed: bool
+    ) -> None:
+        os.makedirs(output_path, exist_ok=True)
+        csv_path = os.path.join(output_path, self.csv_file)
+        is_new = not os.path.isfile(csv_path)
+        if not is_new and headers_changed:
+            logger.warning(
+                f"{self.csv_file} already has columns for other score functions; the rows for "
+                f"{self.score_function_names} are appended under the old headers."
+            )
+        row: list[Any] = [epoch, steps]
+        for fn in self.score_function_names:
+            groups = scores[fn]
+            row += [groups["accuracy@k"][k] for k in self.accuracy_at_k]
+            for k in self.precision_recall_at_k:
+                row += [groups["precision@k"][k], groups["recall@k"][k]]
+            row += [groups["mrr@k"][k] for k in self.mrr_at_k]
+            row += [groups["ndcg@k"][k] for k in self.ndcg_at_k]
+            row += [groups["map@k"][k] for k in self.map_at_k]
+        with open(csv_path, mode="w" if is_new else "a", encoding="utf-8") as f:
+            if is_new:
+                f.write(",".join(self.csv_headers) + "\n")
+            f.write(",".join(map(str, row)) + "\n")
+
+    def get_corpus_id_ranks(self) -> Tensor:
+        """Position of each corpus entry when the corpus ids are sorted ascending (cached)."""
+        if self._corpus_id_ranks is None:
+            order = sorted(range(len(self.corpus_ids)), key=self.corpus_ids.__getitem__)
+            ranks = torch.empty(len(self.corpus_ids), dtype=torch.long)
+            ranks[torch.tensor(order, dtype=torch.long)] = torch.arange(len(self.corpus_ids))
+            self._corpus_id_ranks = ranks
+        return self._corpus_id_ranks
+
+    def _max_k(self) -> int:
+        return max(
+            max(self.mrr_at_k),
+            max(self.ndcg_at_k),
+            max(self.accuracy_at_k),
+            max(self.precision_recall_at_k),
+            max(self.map_at_k),
+        )
+
+    def _chunk_top_k(self, pair_scores: Tensor, top_k: int, chunk_ranks: Tensor) -> tuple[Tensor, Tensor]:
+        """The top ``top_k`` of each row by (score desc, corpus id asc): (scores, chunk indices)."""
+        values, indices = torch.topk(pair_scores, top_k, dim=1, largest=True, sorted=False)
+        threshold = values.min(dim=1, keepdim=True).values
+        tied = (pair_scores >= threshold).sum(dim=1) > top_k
+        if bool(tied.any()):
+            # torch.topk picks among scores tied at the cutoff arbitrarily; those rows are re-picked
+            # by an integer key (above the cutoff first, then cutoff ties by ascending corpus id) so
+            # the result does not depend on corpus_chunk_size.
+            n = len(self.corpus_ids)
+            rows = pair_scores[tied]
+            row_threshold = threshold[tied]
+            keys = torch.where(rows > row_threshold, chunk_ranks, 2 * n)
+            keys = torch.where(rows == row_threshold, chunk_ranks + n, keys)
+            tie_indices = keys.topk(top_k, dim=1, largest=False).indices
+            indices = indices.clone()
+            values = values.clone()
+            indices[tied] = tie_indices
+            values[tied] = rows.gather(1, tie_indices)
+        return values, indices
+
+    def compute_all_metrics(
+        self,
+        model: Any,
+        corpus_model: Any = None,
+        corpus_embeddings: Tensor | None = None,
+        output_path: str | None = None,
+    ) -> dict[str, dict[str, dict[int, float]]]:
+        """Rank the corpus for every query with every score function and score the rankings."""
+        if corpus_model is None:
+            corpus_model = model
+        if self.score_functions is None:
+            self.score_functions = {model.similarity_fn_name: model.similarity}
+            self.score_function_names = sorted(self.score_functions)
+        max_k = self._max_k()
+
+        query_embeddings = self.embed_inputs(
+            model, self.queries, encode_fn_name="query", prompt_name=self.query_prompt_name, prompt=self.query_prompt
+        )
+        ranks = self.get_corpus_id_ranks()
+        # Per score function: candidate (score, global corpus index) blocks, one per chunk.
+        candidates: dict[str, list[tuple[Tensor, Tensor]]] = {fn: [] for fn in self.score_functions}
+        for start in trange(
+            0, len(self.corpus), self.corpus_chunk_size, desc="Corpus Chunks", disable=not self.show_progress_bar
+        ):
+            end = min(start + self.corpus_chunk_size, len(self.corpus))
+            if corpus_embeddings is None:
+                chunk = self.embed_inputs(
+                    corpus_model,
+                    self.corpus[start:end],
+                    encode_fn_name="document",
+                    prompt_name=self.corpus_prompt_name,
+                    prompt=self.corpus_prompt,
+                )
+            elif isinstance(corpus_embeddings, Tensor) and corpus_embeddings.is_sparse:
+                chunk = corpus_embeddings.index_select(0, torch.arange(start, end, device=corpus_embeddings.device))
+            else:
+                chunk = corpus_embeddings[start:end]
+            for fn, score_function in self.score_functions.items():
+                pair_scores = score_function(query_embeddings, chunk)
+                top_k = min(max_k, pair_scores.shape[1])
+                values, indices = self._chunk_top_k(pair_scores, top_k, ranks[start:end].to(pair_scores.device))
+                candidates[fn].append((values.float().cpu(), indices.cpu() + start))
+
+        results: dict[str, list[list[dict[str, Any]]]] = {}
+        for fn, blocks in candidates.items():
+            if not blocks:  # empty corpus: nothing retrieved
+                results[fn] = [[] for _ in self.queries]
+                continue
+            scores = torch.cat([b[0] for b in blocks], dim=1).numpy()
+            indices = torch.cat([b[1] for b in blocks], dim=1).numpy()
+            id_ranks = ranks.numpy()[indices]
+            # Final order: score descending, then corpus id ascending (lexsort's last key is primary).
+            order = np.lexsort((id_ranks, -scores), axis=-1)[:, :max_k]
+            top_scores = np.take_along_axis(scores, order, axis=1).tolist()
+            top_indices = np.take_along_axis(indices, order, axis=1).tolist()
+            results[fn] = [
+                [{"corpus_id": self.corpus_ids[i], "score": s} for i, s in zip(row_i, row_s)]
+                for row_i, row_s in zip(top_indices, top_scores)
+            ]
+
+        if self.write_predictions and output_path is not None:
+            self._write_predictions(results, output_path)
+
+        logger.info(f"Queries: {len(self.queries)}")
+        logger.info(f"Corpus: {len(self.corpus)}\n")
+        scores_by_fn = {fn: self.compute_metrics(results[fn]) for fn in self.score_functions}
+        for fn in self.score_function_names:
+            logger.info(f"Score-Function: {fn}")
+            self.output_scores(scores_by_fn[fn])
+        return scores_by_fn
+
+    #: The older, misspelt name of :meth:`compute_all_metrics`.
+    compute_metrices = compute_all_metrics
+
+    def _write_predictions(self, results: dict[str, list[list[dict[str, Any]]]], output_path: str) -> None:
+        os.makedirs(output_path, exist_ok=True)
+        for fn, per_query in results.items():
+            path = os.path.join(output_path, self.predictions_file.replace(".jsonl", f"_{fn}.jsonl"))
+            with open(path, mode="w", encoding="utf-8") as f:
+                for qid, query, hits in zip(self.queries_ids, self.queries, per_query):
+                    record = {"query_id": qid, "query": query, "results": hits}
+                    f.write(json.dumps(record) + "\n")
+
+    def embed_inputs(
+        self,
+        model: Any,
+        sentences: Any,
+        encode_fn_name: str | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        """Embed with ``encode_query``/``encode_document``/``encode`` as a tensor, with this evaluator's settings."""
+        if encode_fn_name == "query":
+            encode_fn = model.encode_query
+        elif encode_fn_name == "document":
+            encode_fn = model.encode_document
+        else:
+            encode_fn = model.encode
+        return encode_fn(
+            sentences,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=self.batch_size,
+            show_progress_bar=self.show_progress_bar,
+            convert_to_tensor=True,
+            truncate_dim=self.truncate_dim,
+            **kwargs,
+        )
+
+    def compute_metrics(self, queries_result_list: list[list[dict[str, Any]]]) -> dict[str, dict[int, float]]:
+        """Score per-query hit lists (``{"corpus_id", "score"}`` dicts, aligned with ``queries_ids``)."""
+        # Corpus ids become ints for the Rust scorer; relevant ids outside the corpus get fresh ints
+        # so they still count towards recall and the ideal DCG without ever matching a hit.
+        id_map: dict[Any, int] = {}
+        ranked = []
+        relevant = []
+        for qid, hits in zip(self.queries_ids, queries_result_list):
+            ordered = sorted(hits, key=lambda hit: (-hit["score"], hit["corpus_id"]))
+            ranked.append([id_map.setdefault(hit["corpus_id"], len(id_map)) for hit in ordered])
+            relevant.append([id_map.setdefault(cid, len(id_map)) for cid in self.relevant_docs[qid]])
+        raw = _core.retrieval_metrics(
+            ranked,
+            relevant,
+            accuracy_at_k=self.accuracy_at_k,
+            precision_recall_at_k=self.precision_recall_at_k,
+            mrr_at_k=self.mrr_at_k,
+            ndcg_at_k=self.ndcg_at_k,
+            map_at_k=self.map_at_k,
+        )
+        cutoffs = {
+            "accuracy@k": self.accuracy_at_k,
+            "precision@k": self.precision_recall_at_k,
+            "recall@k": self.precision_recall_at_k,
+            "ndcg@k": self.ndcg_at_k,
+            "mrr@k": self.mrr_at_k,
+            "map@k": self.map_at_k,
+        }
+        return {group: {k: raw[group][k] for k in cutoffs[group]} for group in _METRIC_GROUPS}
+
+    def output_scores(self, scores: dict[str, dict[int, float]]) -> None:
+        """Log one score function's metrics."""
+        for k, v in scores["accuracy@k"].items():
+            logger.info(f"Accuracy@{k}: {v * 100:.2f}%")
+        for k, v in scores["precision@k"].items():
+            logger.info(f"Precision@{k}: {v * 100:.2f}%")
+        for k, v in scores["recall@k"].items():
+            logger.info(f"Recall@{k}: {v * 100:.2f}%")
+        for k, v in scores["mrr@k"].items():
+            logger.info(f"MRR@{k}: {v:.4f}")
+        for k, v in scores["ndcg@k"].items():
+            logger.info(f"NDCG@{k}: {v:.4f}")
+        for k, v in scores["map@k"].items():
+            logger.info(f"MAP@{k}: {v:.4f}")
+
+    @staticmethod
+    def compute_dcg_at_k(relevances: Sequence[float], k: int) -> float:
+        """Discounted cumulative gain of the first ``k`` relevances (gain / log2(rank + 1))."""
+        return float(sum(rel / np.log2(i + 2) for i, rel in enumerate(relevances[:k])))
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The non-default prompt and truncation settings."""
+        keys = ("truncate_dim", "query_prompt", "query_prompt_name", "corpus_prompt", "corpus_prompt_name")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
