@@ -235,3 +235,50 @@ def test_ties_rank_by_corpus_id_for_any_chunk_size() -> None:
     assert results[0] == results[1] == results[2]
     assert results[0]["cosine_mrr@3"] == pytest.approx(0.0)
     assert results[0]["cosine_accuracy@3"] == 0.0
+
+
+# -- RerankingEvaluator ------------------------------------------------------------------------------
+
+
+def _reranking_samples(queries: dict[str, str], corpus: dict[str, str], relevant: dict[str, set[str]]) -> list:
+    others = sorted(set(corpus) - set().union(*relevant.values()))
+    generator = random.Random(1)
+    samples = []
+    for qid, docs in sorted(relevant.items()):
+        positives = [corpus[cid] for cid in sorted(docs) if cid in corpus][:5]
+        negatives = [corpus[cid] for cid in generator.sample(others, 20)]
+        # A repeated document gives tied scores, which sklearn's NDCG and AP average over.
+        samples.append({"query": queries[qid], "positive": positives, "negative": [*negatives, positives[0]]})
+    samples.append({"query": samples[0]["query"], "positive": [], "negative": ["dropped"]})
+    return samples
+
+
+@pytest.mark.parametrize("options", [{}, {"at_k": 3, "use_batched_encoding": False, "truncate_dim": 16}])
+def test_reranking_matches_sentence_transformers(msmarco_model: Any, options: dict[str, Any], tmp_path: Path) -> None:
+    st_eval = pytest.importorskip("sentence_transformers.sentence_transformer.evaluation")
+    from embedforge.evaluation.reranking import RerankingEvaluator
+
+    queries, corpus, relevant, model = msmarco_model
+    samples = _reranking_samples(queries, corpus, relevant)
+    kwargs = {"name": "rr", "similarity_fct": cos_sim, **options}
+    ours = RerankingEvaluator(samples, **kwargs)
+    theirs = st_eval.RerankingEvaluator(samples, **kwargs)
+    got = ours(model, output_path=str(tmp_path / "ours"))
+    want = theirs(model, output_path=str(tmp_path / "theirs"))
+    assert list(got) == list(want)
+    np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=0, atol=1e-6)
+    assert ours.primary_metric == theirs.primary_metric
+    assert ours.get_config_dict() == theirs.get_config_dict()
+    name = ours.csv_file
+    assert (tmp_path / "ours" / name).read_text().splitlines()[0] == (
+        (tmp_path / "theirs" / name).read_text().splitlines()[0]
+    )
+
+
+def test_reranking_ndcg_by_hand() -> None:
+    from embedforge.evaluation.reranking import ndcg_at_k
+
+    # Positive first of three: 1.0; positive tied with one negative at the top: mean gain 0.5 over ranks 1-2.
+    assert ndcg_at_k(np.array([1.0, 0, 0]), np.array([0.9, 0.5, 0.1]), 10) == pytest.approx(1.0)
+    tied = 0.5 * (1 + 1 / math.log2(3))
+    assert ndcg_at_k(np.array([1.0, 0, 0]), np.array([0.9, 0.9, 0.1]), 10) == pytest.approx(tied)
