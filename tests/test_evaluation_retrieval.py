@@ -282,3 +282,23 @@ def test_reranking_ndcg_by_hand() -> None:
     assert ndcg_at_k(np.array([1.0, 0, 0]), np.array([0.9, 0.5, 0.1]), 10) == pytest.approx(1.0)
     tied = 0.5 * (1 + 1 / math.log2(3))
     assert ndcg_at_k(np.array([1.0, 0, 0]), np.array([0.9, 0.9, 0.1]), 10) == pytest.approx(tied)
+
+
+def test_compute_metrics_matches_sentence_transformers_on_hit_lists() -> None:
+    st_eval = pytest.importorskip("sentence_transformers.sentence_transformer.evaluation")
+    generator = random.Random(3)
+    queries = {f"q{i}": "x" for i in range(200)}
+    corpus = {f"c{i}": "y" for i in range(50)}
+    # Relevant ids partly outside the corpus still count in recall and the ideal DCG.
+    relevant = {qid: {f"c{generator.randrange(80)}" for _ in range(generator.randint(1, 6))} for qid in queries}
+    hits = [
+        [{"corpus_id": f"c{c}", "score": generator.choice([0.1, 0.2, 0.3, generator.random()])} for c in range(50)]
+        for _ in queries
+    ]
+    kwargs = {"mrr_at_k": [1, 10], "ndcg_at_k": [5, 10, 50], "map_at_k": [3, 100]}
+    got = InformationRetrievalEvaluator(queries, corpus, relevant, **kwargs).compute_metrics(hits)
+    want = st_eval.InformationRetrievalEvaluator(queries, corpus, relevant, **kwargs).compute_metrics(hits)
+    assert list(got) == list(want)
+    for group in want:
+        assert list(got[group]) == list(want[group])
+        np.testing.assert_allclose(list(got[group].values()), list(want[group].values()), rtol=0, atol=1e-12)

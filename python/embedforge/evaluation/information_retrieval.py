@@ -275,9 +275,11 @@ class InformationRetrievalEvaluator(BaseEvaluator):
                 values, indices = self._chunk_top_k(pair_scores, top_k, ranks[start:end].to(pair_scores.device))
                 candidates[fn].append((values.float().cpu(), indices.cpu() + start))
 
+        ranked: dict[str, list[list[int]]] = {}
         results: dict[str, list[list[dict[str, Any]]]] = {}
         for fn, blocks in candidates.items():
             if not blocks:  # empty corpus: nothing retrieved
+                ranked[fn] = [[] for _ in self.queries]
                 results[fn] = [[] for _ in self.queries]
                 continue
             scores = torch.cat([b[0] for b in blocks], dim=1).numpy()
@@ -285,19 +287,31 @@ class InformationRetrievalEvaluator(BaseEvaluator):
             id_ranks = ranks.numpy()[indices]
             # Final order: score descending, then corpus id ascending (lexsort's last key is primary).
             order = np.lexsort((id_ranks, -scores), axis=-1)[:, :max_k]
-            top_scores = np.take_along_axis(scores, order, axis=1).tolist()
-            top_indices = np.take_along_axis(indices, order, axis=1).tolist()
-            results[fn] = [
-                [{"corpus_id": self.corpus_ids[i], "score": s} for i, s in zip(row_i, row_s)]
-                for row_i, row_s in zip(top_indices, top_scores)
-            ]
+            ranked[fn] = np.take_along_axis(indices, order, axis=1).tolist()
+            if self.write_predictions and output_path is not None:
+                top_scores = np.take_along_axis(scores, order, axis=1).tolist()
+                results[fn] = [
+                    [{"corpus_id": self.corpus_ids[i], "score": s} for i, s in zip(row_i, row_s)]
+                    for row_i, row_s in zip(ranked[fn], top_scores)
+                ]
 
         if self.write_predictions and output_path is not None:
             self._write_predictions(results, output_path)
 
         logger.info(f"Queries: {len(self.queries)}")
         logger.info(f"Corpus: {len(self.corpus)}\n")
-        scores_by_fn = {fn: self.compute_metrics(results[fn]) for fn in self.score_functions}
+        # Hits are already corpus positions; relevant ids map to positions too (ids outside the
+        # corpus get fresh numbers past its end, so they count as relevant but never match).
+        position = {cid: i for i, cid in enumerate(self.corpus_ids)}
+        relevant: list[list[int]] = []
+        for qid in self.queries_ids:
+            row = []
+            for cid in self.relevant_docs[qid]:
+                if cid not in position:
+                    position[cid] = len(position)
+                row.append(position[cid])
+            relevant.append(row)
+        scores_by_fn = {fn: self._score_ranked(ranked[fn], relevant) for fn in self.score_functions}
         for fn in self.score_function_names:
             logger.info(f"Score-Function: {fn}")
             self.output_scores(scores_by_fn[fn])
@@ -353,6 +367,9 @@ class InformationRetrievalEvaluator(BaseEvaluator):
             ordered = sorted(hits, key=lambda hit: (-hit["score"], hit["corpus_id"]))
             ranked.append([id_map.setdefault(hit["corpus_id"], len(id_map)) for hit in ordered])
             relevant.append([id_map.setdefault(cid, len(id_map)) for cid in self.relevant_docs[qid]])
+        return self._score_ranked(ranked, relevant)
+
+    def _score_ranked(self, ranked: list[list[int]], relevant: list[list[int]]) -> dict[str, dict[int, float]]:
         raw = _core.retrieval_metrics(
             ranked,
             relevant,
