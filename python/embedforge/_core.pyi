@@ -16,6 +16,7 @@ __all__ = [
     "length_order",
     "retrieval_metrics",
     "set_num_threads",
+    "top_k",
 ]
 
 __version__: str
@@ -132,3 +133,12 @@ def retrieval_metrics(
     map_at_k: Sequence[int],
 ) -> dict[str, dict[int, float]]:
     """Accuracy, precision, recall, MRR, NDCG and MAP at cutoffs over ranked id lists, averaged over queries."""
+
+def top_k(
+    queries: npt.NDArray[np.float32],
+    corpus: npt.NDArray[np.float32],
+    k: int,
+    score: str = "cosine",
+    block_size: int = 4096,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Exact top-``k`` corpus rows per query: ``(indices int64 [q, k'], scores float32 [q, k'])``."""

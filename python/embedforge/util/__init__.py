@@ -9,6 +9,7 @@ Each submodule mirrors the sentence-transformers file of the same name; new help
 from __future__ import annotations
 
 from .quantization import quantize_embeddings
+from .retrieval import semantic_search
 from .similarity import (
     SimilarityFunction,
     cos_sim,
@@ -56,6 +57,7 @@ __all__ = [
     "pytorch_cos_sim",
     "quantize_embeddings",
     "select_max_active_dims",
+    "semantic_search",
     "to_scipy_coo",
     "truncate_embeddings",
 ]

@@ -6,6 +6,7 @@
 mod convert;
 mod errors;
 mod metrics;
+mod search;
 mod static_model;
 mod threads;
 mod tokenizer;
@@ -29,6 +30,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(static_model::embedding_bag_mean, m)?)?;
     m.add_function(wrap_pyfunction!(static_model::embed_static, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::retrieval_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(search::top_k, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
     Ok(())

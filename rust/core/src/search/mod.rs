@@ -1,7 +1,7 @@
 //! Exact top-k search of query embeddings against a corpus of embeddings.
 //!
 //! The corpus is scanned in blocks of rows; each block is scored against a chunk of queries
-//! with one matrix multiply (or an L1 loop for manhattan), and every query keeps a bounded
+//! with one matrix multiply (or a direct distance loop for euclidean and manhattan), and every query keeps a bounded
 //! heap of its best candidates. Worker threads take contiguous runs of blocks, so memory
 //! stays at the inputs plus `O(threads * (block * query_chunk + queries * k))`.
 
@@ -10,7 +10,7 @@ use std::collections::BinaryHeap;
 use std::str::FromStr;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
 
 use crate::error::{Error, Result};
 use crate::parallel;
@@ -174,9 +174,8 @@ pub fn top_k(
     // Queries are prepared once: unit length for cosine, squared norms for euclidean.
     let queries = match score {
         ScoreFunction::Cosine => normalized(queries),
-        _ => queries.to_owned(),
+        _ => queries.as_standard_layout().into_owned(),
     };
-    let query_sq: Vec<f32> = queries.rows().into_iter().map(sq_norm).collect();
 
     let n_blocks = n_corpus.div_ceil(block_size);
     let groups = parallel::num_threads().clamp(1, n_blocks);
@@ -197,7 +196,6 @@ pub fn top_k(
             let block = corpus.slice(s![block_start..block_end, ..]);
             scan_block(
                 queries.view(),
-                &query_sq,
                 block,
                 block_start,
                 score,
@@ -232,7 +230,6 @@ pub fn top_k(
 /// Scores one corpus block against all queries (in chunks) and feeds every query's heap.
 fn scan_block(
     queries: ArrayView2<'_, f32>,
-    query_sq: &[f32],
     block: ArrayView2<'_, f32>,
     offset: usize,
     score: ScoreFunction,
@@ -241,18 +238,13 @@ fn scan_block(
 ) {
     let rows = block.nrows();
     // Cosine normalises the block once here and then reduces to a dot product.
-    let prepared;
-    let block = if score == ScoreFunction::Cosine {
-        prepared = normalized(block);
-        prepared.view()
-    } else {
-        block
+    let prepared = match score {
+        ScoreFunction::Cosine => CowArray::from(normalized(block)),
+        ScoreFunction::Dot => CowArray::from(block),
+        // The distance kernels walk rows as slices.
+        ScoreFunction::Euclidean | ScoreFunction::Manhattan => block.as_standard_layout(),
     };
-    let block_sq: Vec<f32> = if score == ScoreFunction::Euclidean {
-        block.rows().into_iter().map(sq_norm).collect()
-    } else {
-        Vec::new()
-    };
+    let block = prepared.view();
 
     let mut q_start = 0;
     while q_start < queries.nrows() {
@@ -261,25 +253,24 @@ fn scan_block(
         if buffer.dim() != (q_end - q_start, rows) {
             *buffer = Array2::zeros((q_end - q_start, rows));
         }
-        if score == ScoreFunction::Manhattan {
-            for (query, mut out) in chunk.rows().into_iter().zip(buffer.rows_mut()) {
-                for (row, o) in block.rows().into_iter().zip(out.iter_mut()) {
-                    let l1: f32 = query
-                        .iter()
-                        .zip(row.iter())
-                        .map(|(a, b)| (a - b).abs())
-                        .sum();
-                    *o = -l1;
-                }
+        match score {
+            ScoreFunction::Cosine | ScoreFunction::Dot => {
+                general_mat_mul(1.0, &chunk, &block.t(), 0.0, buffer);
             }
-        } else {
-            general_mat_mul(1.0, &chunk, &block.t(), 0.0, buffer);
-            if score == ScoreFunction::Euclidean {
-                for (q, mut out) in buffer.axis_iter_mut(Axis(0)).enumerate() {
-                    let qs = query_sq[q_start + q];
-                    for (o, &cs) in out.iter_mut().zip(&block_sq) {
-                        // Rounding can push the expansion slightly below zero for near-equal rows.
-                        *o = -(qs + cs - 2.0 * *o).max(0.0).sqrt();
+            ScoreFunction::Euclidean | ScoreFunction::Manhattan => {
+                // Distances are summed from differences, not expanded as |q|^2 + |c|^2 - 2q.c:
+                // the expansion cancels catastrophically for near-identical rows (a row
+                // against itself would score about -1e-3 instead of 0).
+                let l1 = score == ScoreFunction::Manhattan;
+                for (query, mut out) in chunk.rows().into_iter().zip(buffer.rows_mut()) {
+                    let query = query.as_slice().expect("queries are in standard layout");
+                    for (row, o) in block.rows().into_iter().zip(out.iter_mut()) {
+                        let row = row.as_slice().expect("blocks are in standard layout");
+                        *o = if l1 {
+                            -l1_distance(query, row)
+                        } else {
+                            -l2_squared(query, row).sqrt()
+                        };
                     }
                 }
             }
@@ -297,8 +288,42 @@ fn scan_block(
     }
 }
 
-fn sq_norm(row: ndarray::ArrayView1<'_, f32>) -> f32 {
-    row.iter().map(|x| x * x).sum()
+/// Lanes summed independently so the compiler can vectorise the reductions.
+const LANES: usize = 8;
+
+fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+fn l1_distance(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y).abs())
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += (x[i] - y[i]).abs();
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// A copy of `m` with every row scaled to unit L2 length (all-zero rows stay zero).
