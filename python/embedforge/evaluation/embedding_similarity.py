@@ -11,22 +11,14 @@ from scipy.stats import pearsonr, spearmanr
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import (
     SimilarityFunction,
-    pairwise_cos_sim,
-    pairwise_dot_score,
-    pairwise_euclidean_sim,
-    pairwise_manhattan_sim,
 )
 
 from .evaluator import BaseEvaluator, append_csv_row, check_same_length, epoch_text
 
 logger = logging.getLogger(__name__)
 
-_PAIRWISE = {
-    "cosine": pairwise_cos_sim,
-    "manhattan": pairwise_manhattan_sim,
-    "euclidean": pairwise_euclidean_sim,
-    "dot": pairwise_dot_score,
-}
+#: Similarity names accepted, in the order sentence-transformers reports them.
+_PAIRWISE = ("cosine", "manhattan", "euclidean", "dot")
 
 
 class EmbeddingSimilarityEvaluator(BaseEvaluator):
@@ -127,7 +119,9 @@ class EmbeddingSimilarityEvaluator(BaseEvaluator):
 
         metrics: dict[str, Any] = {}
         for fn_name in self.similarity_fn_names:
-            predicted = _PAIRWISE[fn_name](embeddings1, embeddings2).detach().cpu().numpy()
+            predicted = (
+                SimilarityFunction.to_similarity_pairwise_fn(fn_name)(embeddings1, embeddings2).detach().cpu().numpy()
+            )
             pearson, _ = pearsonr(self.scores, predicted)
             spearman, _ = spearmanr(self.scores, predicted)
             metrics[f"pearson_{fn_name}"] = pearson

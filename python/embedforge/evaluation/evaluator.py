@@ -108,3 +108,12 @@ def check_same_length(**columns: Any) -> None:
             raise InvalidArgumentError(
                 f"{name} has {len(columns[name])} rows; expected as many as {first} ({len(columns[first])})"
             )
+
+
+def encode_method(model: Any, encode_fn_name: str | None) -> Any:
+    """``model.encode_query`` for "query", ``model.encode_document`` for "document", else ``model.encode``."""
+    if encode_fn_name == "query":
+        return model.encode_query
+    if encode_fn_name == "document":
+        return model.encode_document
+    return model.encode

@@ -17,7 +17,7 @@ from embedforge import _core
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util.similarity import SimilarityFunction
 
-from .evaluator import BaseEvaluator, epoch_text
+from .evaluator import BaseEvaluator, encode_method, epoch_text
 
 logger = logging.getLogger(__name__)
 
@@ -339,12 +339,7 @@ class InformationRetrievalEvaluator(BaseEvaluator):
         **kwargs: Any,
     ) -> Tensor:
         """Embed with ``encode_query``/``encode_document``/``encode`` as a tensor, with this evaluator's settings."""
-        if encode_fn_name == "query":
-            encode_fn = model.encode_query
-        elif encode_fn_name == "document":
-            encode_fn = model.encode_document
-        else:
-            encode_fn = model.encode
+        encode_fn = encode_method(model, encode_fn_name)
         return encode_fn(
             sentences,
             prompt_name=prompt_name,

@@ -14,7 +14,7 @@ from torch import Tensor
 from embedforge.util import cos_sim
 
 from .binary_classification import average_precision
-from .evaluator import BaseEvaluator, append_csv_row, epoch_text
+from .evaluator import BaseEvaluator, append_csv_row, encode_method, epoch_text
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +167,7 @@ class RerankingEvaluator(BaseEvaluator):
         **kwargs: Any,
     ) -> Tensor:
         """Embed with ``encode_query``/``encode_document``/``encode`` as a tensor."""
-        if encode_fn_name == "query":
-            encode_fn = model.encode_query
-        elif encode_fn_name == "document":
-            encode_fn = model.encode_document
-        else:
-            encode_fn = model.encode
+        encode_fn = encode_method(model, encode_fn_name)
         return encode_fn(
             sentences,
             batch_size=self.batch_size,

@@ -11,22 +11,14 @@ import numpy as np
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import (
     SimilarityFunction,
-    pairwise_cos_sim,
-    pairwise_dot_score,
-    pairwise_euclidean_sim,
-    pairwise_manhattan_sim,
 )
 
 from .evaluator import BaseEvaluator, append_csv_row, check_same_length, epoch_text
 
 logger = logging.getLogger(__name__)
 
-_PAIRWISE = {
-    "cosine": pairwise_cos_sim,
-    "dot": pairwise_dot_score,
-    "manhattan": pairwise_manhattan_sim,
-    "euclidean": pairwise_euclidean_sim,
-}
+#: Similarity names accepted, in the order sentence-transformers reports them.
+_PAIRWISE = ("cosine", "dot", "manhattan", "euclidean")
 
 
 class TripletEvaluator(BaseEvaluator):
@@ -120,7 +112,7 @@ class TripletEvaluator(BaseEvaluator):
 
         metrics: dict[str, Any] = {}
         for fn_name in self.similarity_fn_names:
-            pairwise = _PAIRWISE[fn_name]
+            pairwise = SimilarityFunction.to_similarity_pairwise_fn(fn_name)
             positive_scores = pairwise(anchors, positives)
             negative_scores = pairwise(anchors, negatives)
             accuracy = (positive_scores > negative_scores + self.margin[fn_name]).float().mean().item()
