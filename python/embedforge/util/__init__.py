@@ -8,6 +8,8 @@ Each submodule mirrors the sentence-transformers file of the same name; new help
 
 from __future__ import annotations
 
+from .community import community_detection
+from .paraphrase import paraphrase_mining, paraphrase_mining_embeddings
 from .quantization import quantize_embeddings
 from .retrieval import semantic_search
 from .similarity import (
@@ -43,6 +45,7 @@ __all__ = [
     "_convert_to_tensor",
     "_move_tensors_to_cpu",
     "batch_to_device",
+    "community_detection",
     "compute_count_vector",
     "cos_sim",
     "dot_score",
@@ -54,6 +57,8 @@ __all__ = [
     "pairwise_dot_score",
     "pairwise_euclidean_sim",
     "pairwise_manhattan_sim",
+    "paraphrase_mining",
+    "paraphrase_mining_embeddings",
     "pytorch_cos_sim",
     "quantize_embeddings",
     "select_max_active_dims",
