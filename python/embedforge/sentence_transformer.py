@@ -24,6 +24,7 @@ from embedforge import __version__
 from embedforge._internal.atomic import atomic_directory
 from embedforge._internal.local_path import require_local_dir
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
+from embedforge.model_card.data import SentenceTransformerModelCardData
 from embedforge.models.module import Module
 from embedforge.models.normalize import Normalize
 from embedforge.models.pooling import Pooling
@@ -66,7 +67,7 @@ class SentenceTransformer(nn.Sequential):
         tokenizer_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
-        model_card_data: Any | None = None,
+        model_card_data: SentenceTransformerModelCardData | None = None,
         backend: Literal["torch"] = "torch",
     ) -> None:
         if backend != "torch":
@@ -79,7 +80,7 @@ class SentenceTransformer(nn.Sequential):
         self.truncate_dim = truncate_dim
         self.trust_remote_code = trust_remote_code
         self.module_kwargs: dict[str, list[str]] = {}
-        self.model_card_data = model_card_data
+        self.model_card_data = model_card_data or SentenceTransformerModelCardData(local_files_only=local_files_only)
         self._model_config: dict[str, Any] = {}
 
         if model_name_or_path is not None and modules is not None:
@@ -105,6 +106,7 @@ class SentenceTransformer(nn.Sequential):
         self._check_prompts()
         self.to(_pick_device(device))
         self._source_path = model_name_or_path
+        self.model_card_data.register_model(self)
 
     # -- loading -----------------------------------------------------------------------------------
 
