@@ -24,6 +24,7 @@ from embedforge import __version__
 from embedforge._internal.atomic import atomic_directory
 from embedforge._internal.local_path import require_local_dir
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
+from embedforge.fit_mixin import FitMixin
 from embedforge.model_card.data import SentenceTransformerModelCardData
 from embedforge.models.module import Module
 from embedforge.models.normalize import Normalize
@@ -43,7 +44,7 @@ DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 STATIC_CHUNK = 16384
 
 
-class SentenceTransformer(nn.Sequential):
+class SentenceTransformer(nn.Sequential, FitMixin):
     """Map texts to fixed-size embeddings with a sequence of modules (drop-in for sentence-transformers)."""
 
     model_type = "SentenceTransformer"
