@@ -19,6 +19,7 @@ from embedforge.exceptions import (
     ModelFormatError,
     ModelNotFoundError,
 )
+from embedforge.models.bag_mean_rows import BagMeanRowGradient
 from embedforge.models.module import InputModule
 
 try:
@@ -66,6 +67,9 @@ class StaticEmbedding(InputModule):
         self.embedding_dim = self.embedding.embedding_dim
         self.tokenizer = tokenizer
         self.base_model = kwargs.get("base_model")
+        # Opt-in (see embedforge.optim): the weight's gradient is a sparse COO tensor of the batch's rows
+        # instead of a dense vocabulary-sized matrix. A runtime setting, never saved.
+        self.sparse_gradients = False
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -109,7 +113,12 @@ class StaticEmbedding(InputModule):
 
     def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
         """Mean-pool each text's token vectors into ``sentence_embedding``."""
-        features["sentence_embedding"] = self.embedding(features["input_ids"], features["offsets"])
+        input_ids, offsets = features["input_ids"], features["offsets"]
+        weight = self.embedding.weight
+        if self.sparse_gradients and weight.requires_grad and torch.is_grad_enabled() and input_ids.ndim == 1:
+            features["sentence_embedding"] = BagMeanRowGradient.apply(input_ids, offsets, weight)
+        else:
+            features["sentence_embedding"] = self.embedding(input_ids, offsets)
         return features
 
     def embed_fast(self, texts: list[str], prompt: str | None = None, normalize: bool = False) -> np.ndarray:

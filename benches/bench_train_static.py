@@ -1,0 +1,205 @@
+"""StaticEmbedding training (ST's static-embedding recipe) on CPU: embedforge vs sentence-transformers.
+
+Run: python benches/bench_train_static.py [--steps 20] [--library both|st|ours] [--profile]
+The workload is sentence-transformers' "train a static embedding model" recipe: a 30522 x 1024
+StaticEmbedding on the bert-base-uncased tokenizer, MatryoshkaLoss(MultipleNegativesRankingLoss) at
+dims (1024, 512, 256, 128, 64, 32), batch 2048, NO_DUPLICATES batches, lr 0.2, 10 % warmup, the
+Trainer's default optimizer (fused AdamW) and gradient clipping. The pairs are real text: Quora
+question pairs, STSb, SICK and SNLI sentence pairs, about 31k pairs. Both libraries start from the
+same initial weights and see the same batches, so their per-step losses are printed side by side.
+
+``--profile`` runs one library under cProfile and prints where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from typing import Any
+
+import torch
+
+from common import require_shared
+
+DIMS = [1024, 512, 256, 128, 64, 32]
+WIDTH = 1024
+
+
+def load_pairs() -> tuple[list[str], list[str]]:
+    """(anchor, positive) texts from the shared data: Quora, STSb, SICK and SNLI pairs."""
+    anchors: list[str] = []
+    positives: list[str] = []
+    with open(require_shared("quora-duplicates", "quora-dev.csv"), encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        next(reader)
+        for row in reader:
+            if len(row) >= 4 and row[2] and row[3]:
+                anchors.append(row[2])
+                positives.append(row[3])
+    for split in ("sts-train.csv", "sts-dev.csv", "sts-test.csv"):
+        with open(require_shared("stsb", split), encoding="utf-8") as f:
+            for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if len(row) >= 7:
+                    anchors.append(row[5])
+                    positives.append(row[6])
+    with open(require_shared("sick2014", "SICK_train.txt"), encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(reader)
+        for row in reader:
+            anchors.append(row[1])
+            positives.append(row[2])
+    with open(require_shared("snli-sample", "snli_1.0_dev.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["gold_label"] != "-":
+                anchors.append(record["sentence1"])
+                positives.append(record["sentence2"])
+    return anchors, positives
+
+
+class StepRecorder:
+    """A TrainerCallback that records the wall time at each step end and the logged losses."""
+
+    def __init__(self) -> None:
+        self.step_times: list[float] = []
+        self.losses: dict[int, float] = {}
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step_times.append(time.perf_counter())
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.losses[state.global_step] = float(logs["loss"])
+
+    def __getattr__(self, name: str) -> Any:
+        # Every other TrainerCallback event is a no-op.
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def sparse_static_trainer(trainer_cls: type) -> type:
+    """``trainer_cls`` choosing embedforge's sparse-gradient AdamW for StaticEmbedding models when it applies."""
+    from embedforge.optim import sparse_static_optimizer_cls_and_kwargs
+
+    class SparseStaticTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def create_optimizer(self, model: Any = None) -> Any:
+            if self.optimizer is None and self.optimizer_cls_and_kwargs is None:
+                self.optimizer_cls_and_kwargs = sparse_static_optimizer_cls_and_kwargs(self.model, self.args)
+            return super().create_optimizer(model)
+
+    return SparseStaticTrainer
+
+
+def initial_weights(seed: int) -> torch.Tensor:
+    """The starting embedding matrix both libraries share (nn.EmbeddingBag's N(0, 1) init)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(30522, WIDTH, generator=generator)
+
+
+def run(library: str, steps: int, batch_size: int, seed: int, profile: bool, optimizer: str) -> StepRecorder:
+    """Train ``steps`` steps with ``library`` ("st" or "ours"); returns the per-step times and losses."""
+    from datasets import Dataset
+    from tokenizers import Tokenizer
+
+    if library == "st":
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+            losses,
+        )
+        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    else:
+        from embedforge import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+            losses,
+        )
+        from embedforge.models import StaticEmbedding
+        from embedforge.training_args import BatchSamplers
+
+    tokenizer = Tokenizer.from_file(str(require_shared("tokenizers", "bert-base-uncased.json")))
+    static = StaticEmbedding(tokenizer, embedding_weights=initial_weights(seed))
+    model = SentenceTransformer(modules=[static], device="cpu")
+    anchors, positives = load_pairs()
+    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    loss = losses.MatryoshkaLoss(model, losses.MultipleNegativesRankingLoss(model), matryoshka_dims=DIMS)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=f"/tmp/bench_train_static_{library}",
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=2e-1,
+        warmup_ratio=0.1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_drop_last=True,
+    )
+    recorder = StepRecorder()
+    trainer_cls = SentenceTransformerTrainer
+    if library == "ours" and optimizer == "sparse":
+        trainer_cls = sparse_static_trainer(SentenceTransformerTrainer)
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[recorder])
+    start = time.perf_counter()
+    recorder.step_times.append(start)
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        trainer.train()
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    else:
+        trainer.train()
+    return recorder
+
+
+def samples_per_second(recorder: StepRecorder, batch_size: int) -> float:
+    """Throughput over the steps after the first (the first pays one-off warm-up costs)."""
+    times = recorder.step_times
+    steady = times[2:] if len(times) > 3 else times[1:]
+    return batch_size * (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 1 else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--library", choices=["both", "st", "ours"], default="both")
+    parser.add_argument("--optimizer", choices=["default", "sparse"], default="sparse")
+    parser.add_argument("--profile", action="store_true")
+    options = parser.parse_args()
+    libraries = ["st", "ours"] if options.library == "both" else [options.library]
+    results = {
+        library: run(library, options.steps, options.batch_size, options.seed, options.profile, options.optimizer)
+        for library in libraries
+    }
+    print("| step | " + " | ".join(f"{library} loss" for library in libraries) + " |")
+    for step in range(1, options.steps + 1):
+        print(f"| {step} | " + " | ".join(f"{results[lib].losses.get(step, float('nan')):.6f}" for lib in libraries))
+    for library in libraries:
+        losses = list(results[library].losses.values())
+        rate = samples_per_second(results[library], options.batch_size)
+        print(f"{library}: {rate:,.0f} samples/s, mean loss {sum(losses) / max(len(losses), 1):.6f}")
+    if len(libraries) == 2:
+        ratio = samples_per_second(results["ours"], options.batch_size) / samples_per_second(
+            results["st"], options.batch_size
+        )
+        print(f"speed-up: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
