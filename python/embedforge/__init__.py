@@ -15,6 +15,24 @@ from embedforge.exceptions import (
 from embedforge.readers import InputExample
 from embedforge.sentence_transformer import SentenceTransformer
 
+# Training imports transformers.Trainer, accelerate and datasets: load them on first use only.
+_LAZY_TRAINING = {
+    "SentenceTransformerTrainer": "embedforge.trainer",
+    "SentenceTransformerTrainingArguments": "embedforge.training_args",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY_TRAINING.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "EmbedforgeError",
     "InputExample",
@@ -23,6 +41,8 @@ __all__ = [
     "ModelNotFoundError",
     "ParallelSentencesDataset",
     "SentenceTransformer",
+    "SentenceTransformerTrainer",
+    "SentenceTransformerTrainingArguments",
     "SentencesDataset",
     "TokenizerError",
     "__version__",
