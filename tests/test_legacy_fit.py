@@ -358,3 +358,166 @@ def test_fit_steps_per_epoch_only_with_one_epoch(tmp_path: Path, monkeypatch: py
     _, scheduler = RecordingTrainer.last.kwargs["optimizers"]
     assert [round(lr[0] / 2e-5, 6) for lr in lr_trajectory(scheduler, 9)] == [1 - step / 8 for step in range(9)]
     assert math.isclose(args["per_device_train_batch_size"], 4)
+
+
+# -- fit: real training runs ----------------------------------------------------------------------------
+
+
+def mean_loss(loss_model: Any, examples: list[Any]) -> float:
+    """The loss over all examples in one batch, without gradients."""
+    model = loss_model.model
+    columns = list(zip(*[example.texts for example in examples]))
+    features = [model.preprocess(list(column)) for column in columns]
+    labels = torch.tensor([example.label for example in examples], dtype=torch.float32)
+    if getattr(loss_model, "requires_label", None) is False:
+        labels = None
+    with torch.no_grad():
+        return float(loss_model(features, labels))
+
+
+def st_load(path: Path) -> Any:
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer as StModel
+
+    return StModel(str(path), device="cpu")
+
+
+def test_migration_guide_snippet_runs_with_a_local_model(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sentence-transformers' v2 training flow (migration guide), imports changed, hub name -> local folder."""
+    monkeypatch.chdir(tmp_path)
+    from torch.utils.data import DataLoader
+
+    from embedforge import InputExample, SentenceTransformer, losses
+
+    # 1. Define the model. Either from scratch of by loading a pre-trained model
+    model = SentenceTransformer(str(tiny_bert_dir))
+
+    # 2. Define your train examples. You need more than just two examples...
+    train_examples = [
+        InputExample(
+            texts=[
+                "A person on a horse jumps over a broken down airplane.",
+                "A person is outdoors, on a horse.",
+                "A person is at a diner, ordering an omelette.",
+            ]
+        ),
+        InputExample(
+            texts=[
+                "Children smiling and waving at camera",
+                "There are children present",
+                "The kids are frowning",
+            ]
+        ),
+    ]
+    train_dataloader = DataLoader(train_examples, shuffle=True, batch_size=16)
+
+    # 3. Define a loss function
+    train_loss = losses.MultipleNegativesRankingLoss(model)
+
+    # 4. Finetune the model
+    model.fit(
+        train_objectives=[(train_dataloader, train_loss)],
+        epochs=1,
+        warmup_steps=100,
+    )
+
+    # 5. Save the trained model
+    model.save_pretrained("models/mpnet-base-all-nli")
+
+    texts = ["There are children present", "A person is outdoors, on a horse."]
+    reloaded = st_load(tmp_path / "models" / "mpnet-base-all-nli")
+    np.testing.assert_allclose(reloaded.encode(texts), model.encode(texts), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_lowers_the_loss_and_saves_to_output_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    lib = library("embedforge")
+    model = lib.model(static_weights(seed=7, dim=DIM))
+    examples = scored_pairs(lib, 48, seed=3)
+    loss = lib.losses.CosineSimilarityLoss(model)
+    before = mean_loss(loss, examples)
+    loader = DataLoader(examples, shuffle=True, batch_size=8)
+    model.fit(
+        [(loader, loss)],
+        epochs=4,
+        warmup_steps=2,
+        optimizer_params={"lr": 0.05},
+        output_path=str(tmp_path / "out"),
+        show_progress_bar=False,
+    )
+    after = mean_loss(loss, examples)
+    assert after < 0.7 * before
+    texts = [example.texts[0] for example in examples[:5]]
+    np.testing.assert_allclose(st_load(tmp_path / "out").encode(texts), model.encode(texts), rtol=1e-5, atol=1e-6)
+
+
+def run_fit(name: str, weights: torch.Tensor, folder: Path, case: str) -> tuple[Any, list[tuple[float, float, int]]]:
+    """One fit() run of a scenario in ``folder`` with one library; returns the model and the callback calls."""
+    lib = library(name)
+    model = lib.model(weights)
+    torch.manual_seed(1)
+    random.seed(1)
+    calls: list[tuple[float, float, int]] = []
+    kwargs: dict[str, Any] = {"epochs": 2, "warmup_steps": 2, "optimizer_params": {"lr": 0.05}}
+    if case == "evaluator":
+        dev = scored_pairs(lib, 20, seed=41)
+        evaluator = lib.EmbeddingSimilarityEvaluator(
+            [e.texts[0] for e in dev], [e.texts[1] for e in dev], [e.label for e in dev], name="dev", write_csv=False
+        )
+        objectives = [
+            (DataLoader(scored_pairs(lib, 30, seed=2), shuffle=True, batch_size=4), lib.losses.CoSENTLoss(model))
+        ]
+        kwargs.update(
+            evaluator=evaluator,
+            evaluation_steps=3,
+            callback=lambda score, epoch, steps: calls.append((score, epoch, steps)),
+            output_path=str(folder / "best"),
+            checkpoint_path=str(folder / "ckpt"),
+            checkpoint_save_steps=4,
+            checkpoint_save_total_limit=2,
+        )
+    else:
+        objectives = [
+            (
+                lib.NoDuplicatesDataLoader(plain_pairs(lib, 40), batch_size=6),
+                lib.losses.MultipleNegativesRankingLoss(model),
+            ),
+            (DataLoader(scored_pairs(lib, 20), shuffle=True, batch_size=4), lib.losses.CosineSimilarityLoss(model)),
+        ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(objectives, show_progress_bar=False, **kwargs)
+    return model, calls
+
+
+@pytest.mark.parametrize("case", ["evaluator", "two-objectives"])
+def test_fit_matches_sentence_transformers(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = static_weights(seed=8, dim=DIM)
+    results = {}
+    for name in ("sentence_transformers", "embedforge"):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        results[name] = run_fit(name, weights, folder, case)
+    (ours, our_calls), (theirs, their_calls) = results["embedforge"], results["sentence_transformers"]
+    assert not np.allclose(embedding_weights(ours), weights.numpy())
+    np.testing.assert_allclose(embedding_weights(ours), embedding_weights(theirs), rtol=1e-5, atol=1e-6)
+    assert [(epoch, steps) for _, epoch, steps in our_calls] == [(epoch, steps) for _, epoch, steps in their_calls]
+    np.testing.assert_allclose([s for s, _, _ in our_calls], [s for s, _, _ in their_calls], rtol=1e-5, atol=1e-6)
+    if case == "evaluator":
+        # 30 examples / 4 = 8 steps per epoch: evaluations at steps 3, 6, 8 (epoch end), 9, 12, 15, 16 (end).
+        assert [steps for _, _, steps in our_calls] == [3, 6, 8, 9, 12, 15, 16, 16]
+        ours_dir, theirs_dir = tmp_path / "embedforge", tmp_path / "sentence_transformers"
+        assert sorted(os.listdir(ours_dir / "ckpt")) == sorted(os.listdir(theirs_dir / "ckpt"))
+        assert sorted(name for name in os.listdir(ours_dir / "ckpt") if name.startswith("checkpoint-")) == [
+            "checkpoint-12",
+            "checkpoint-16",
+        ]
+        # The saved model is the best one seen by the evaluator, and loads in sentence-transformers.
+        best_dir = ours_dir / "best"
+        texts = ["a cat is on the road.", "the dog was in the river."]
+        np.testing.assert_allclose(
+            st_load(best_dir).encode(texts), st_load(theirs_dir / "best").encode(texts), rtol=1e-5, atol=1e-6
+        )
