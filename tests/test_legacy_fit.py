@@ -521,3 +521,28 @@ def test_fit_matches_sentence_transformers(case: str, tmp_path: Path, monkeypatc
         np.testing.assert_allclose(
             st_load(best_dir).encode(texts), st_load(theirs_dir / "best").encode(texts), rtol=1e-5, atol=1e-6
         )
+
+
+def test_fit_resumes_from_the_latest_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        sys.modules, "embedforge.trainer", types.SimpleNamespace(SentenceTransformerTrainer=RecordingTrainer)
+    )
+    monkeypatch.setitem(
+        sys.modules,
+        "embedforge.training_args",
+        types.SimpleNamespace(SentenceTransformerTrainingArguments=RecordingArguments),
+    )
+    lib = library("embedforge")
+    model = lib.model(static_weights(seed=1, dim=DIM))
+    checkpoints = tmp_path / "ckpt"
+    for name in ("checkpoint-9", "checkpoint-12", "checkpoint-100x", "runs"):
+        (checkpoints / name).mkdir(parents=True)
+
+    def fit(**kwargs: Any) -> Any:
+        loader = DataLoader(scored_pairs(lib, 8), batch_size=4)
+        model.fit([(loader, lib.losses.CosineSimilarityLoss(model))], show_progress_bar=False, **kwargs)
+        return RecordingTrainer.last.resume
+
+    assert fit(checkpoint_path=str(checkpoints), resume_from_checkpoint=True) == str(checkpoints / "checkpoint-12")
+    assert fit(checkpoint_path=str(tmp_path / "missing"), resume_from_checkpoint=True) is None
+    assert fit(checkpoint_path=str(checkpoints)) is False
