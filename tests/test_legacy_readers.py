@@ -175,3 +175,33 @@ def test_paired_files_reader_matches_sentence_transformers(tmp_path: Path, st_re
     assert as_tuples(ours)[1] == ("1", [english[1] + "\n", german[1] + "\n"], 1)
     with pytest.raises(InvalidArgumentError, match="filepaths"):
         PairedFilesReader([])
+
+
+def test_v2_module_paths_still_import() -> None:
+    """sentence-transformers v2 kept one class per CamelCase module; those import lines keep working."""
+    import importlib
+
+    import embedforge
+    import embedforge.datasets
+    import embedforge.readers
+
+    old_paths = {
+        "embedforge.readers.InputExample": "InputExample",
+        "embedforge.readers.LabelSentenceReader": "LabelSentenceReader",
+        "embedforge.readers.NLIDataReader": "NLIDataReader",
+        "embedforge.readers.PairedFilesReader": "PairedFilesReader",
+        "embedforge.readers.STSDataReader": "STSBenchmarkDataReader",
+        "embedforge.readers.TripletReader": "TripletReader",
+        "embedforge.datasets.DenoisingAutoEncoderDataset": "DenoisingAutoEncoderDataset",
+        "embedforge.datasets.NoDuplicatesDataLoader": "NoDuplicatesDataLoader",
+        "embedforge.datasets.ParallelSentencesDataset": "ParallelSentencesDataset",
+        "embedforge.datasets.SentenceLabelDataset": "SentenceLabelDataset",
+        "embedforge.datasets.SentencesDataset": "SentencesDataset",
+    }
+    for module_path, class_name in old_paths.items():
+        package = importlib.import_module(module_path.rsplit(".", 1)[0])
+        assert getattr(importlib.import_module(module_path), class_name) is getattr(package, class_name)
+    # The package attributes stay the classes, not the aliased modules.
+    assert isinstance(embedforge.readers.InputExample, type) and isinstance(embedforge.datasets.SentencesDataset, type)
+    assert embedforge.SentencesDataset is embedforge.datasets.SentencesDataset
+    assert embedforge.ParallelSentencesDataset is embedforge.datasets.ParallelSentencesDataset

@@ -12,6 +12,7 @@ from embedforge.datasets.no_duplicates_dataloader import NoDuplicatesDataLoader
 from embedforge.datasets.parallel_sentences import ParallelSentencesDataset
 from embedforge.datasets.sentence_label import SentenceLabelDataset
 from embedforge.datasets.sentences import SentencesDataset
+from embedforge.readers._legacy_paths import register_legacy_modules
 
 __all__ = [
     "DenoisingAutoEncoderDataset",
@@ -20,3 +21,14 @@ __all__ = [
     "SentenceLabelDataset",
     "SentencesDataset",
 ]
+
+register_legacy_modules(
+    __name__,
+    {
+        "DenoisingAutoEncoderDataset": "denoising_auto_encoder",
+        "NoDuplicatesDataLoader": "no_duplicates_dataloader",
+        "ParallelSentencesDataset": "parallel_sentences",
+        "SentenceLabelDataset": "sentence_label",
+        "SentencesDataset": "sentences",
+    },
+)

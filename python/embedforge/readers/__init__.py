@@ -6,6 +6,7 @@ so that older training scripts keep running.
 
 from __future__ import annotations
 
+from embedforge.readers._legacy_paths import register_legacy_modules
 from embedforge.readers.input_example import InputExample
 from embedforge.readers.label_sentence import LabelSentenceReader
 from embedforge.readers.nli_data import NLIDataReader
@@ -22,3 +23,15 @@ __all__ = [
     "STSDataReader",
     "TripletReader",
 ]
+
+register_legacy_modules(
+    __name__,
+    {
+        "InputExample": "input_example",
+        "LabelSentenceReader": "label_sentence",
+        "NLIDataReader": "nli_data",
+        "PairedFilesReader": "paired_files",
+        "STSDataReader": "sts_data",
+        "TripletReader": "triplet",
+    },
+)
