@@ -1,0 +1,88 @@
+"""Two-process DistributedDataParallel training on CPU (gloo) through torchrun."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("datasets")
+pytest.importorskip("accelerate")
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import numpy
+    sys.path.insert(0, {tests_dir!r})
+    import torch
+    from conftest import embedforge_static, random_sentences, static_weights
+    from datasets import Dataset
+    from embedforge import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from embedforge.losses import MultipleNegativesRankingLoss
+
+    output_dir = sys.argv[1]
+    model = embedforge_static(static_weights())
+    data = Dataset.from_dict({{"anchor": random_sentences(64, seed=1), "positive": random_sentences(64, seed=2)}})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=output_dir, per_device_train_batch_size=8, num_train_epochs=1, learning_rate=0.05,
+        ddp_backend="gloo", use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, seed=3,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model)
+    )
+    assert trainer.args.world_size == 2, trainer.args.world_size
+    trainer.train()
+    trainer.save_model(os.path.join(output_dir, "final"))
+    rank = int(os.environ["RANK"])
+    # Every rank writes its final weights: DDP keeps the replicas identical.
+    numpy.save(os.path.join(output_dir, f"weights-{{rank}}.npy"), model[0].embedding.weight.detach().numpy())
+    print(f"rank {{rank}} steps {{trainer.state.global_step}}", flush=True)
+    """
+)
+
+
+def test_torchrun_two_processes_train_and_save_a_loadable_model(tmp_path: Path) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not available")
+    script = tmp_path / "train_ddp.py"
+    script.write_text(SCRIPT.format(tests_dir=str(TESTS_DIR)), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        str(script),
+        str(tmp_path / "out"),
+    ]
+    try:
+        result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=240, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.skip("torchrun did not finish in time on this machine")
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and ("Address already in use" in output or "EADDRINUSE" in output):
+        pytest.skip("torchrun could not bind its rendezvous port")
+    assert result.returncode == 0, output[-4000:]
+    # 64 rows, batch 8 per rank, 2 ranks -> 4 optimizer steps on each rank.
+    assert "rank 0 steps 4" in output and "rank 1 steps 4" in output, output[-2000:]
+
+    from embedforge import SentenceTransformer
+
+    rank0 = np.load(tmp_path / "out" / "weights-0.npy")
+    rank1 = np.load(tmp_path / "out" / "weights-1.npy")
+    np.testing.assert_array_equal(rank0, rank1)
+    loaded = SentenceTransformer(str(tmp_path / "out" / "final"))
+    np.testing.assert_array_equal(loaded[0].embedding.weight.detach().numpy(), rank0)
+    assert np.isfinite(loaded.encode(["the time of the new one"])).all()
