@@ -288,3 +288,78 @@ def test_card_data_rejects_bad_arguments() -> None:
     card = SentenceTransformerModelCardData(train_datasets=[{"id": "stanfordnlp/snli"}], model_id="no-owner")
     assert card.train_datasets == [{"id": "stanfordnlp/snli", "name": "stanfordnlp/snli"}]
     assert card.datasets == ["stanfordnlp/snli"] and card.model_id is None
+
+
+def test_trainer_run_fills_the_card(tmp_path: Path) -> None:
+    """Two real training steps with an evaluator: the card shows what transformers' own log history saw."""
+    pytest.importorskip("accelerate")
+    trainer_module = pytest.importorskip("embedforge.trainer")
+    from embedforge.evaluation import EmbeddingSimilarityEvaluator
+    from embedforge.losses import MultipleNegativesRankingLoss
+    from embedforge.training_args import SentenceTransformerTrainingArguments
+
+    model = embedforge_static(static_weights())
+    sentences = random_sentences(60, seed=1)
+    train = datasets.Dataset.from_dict({"anchor": sentences[:16], "positive": sentences[16:32]})
+    evaluation = datasets.Dataset.from_dict({"anchor": sentences[32:40], "positive": sentences[40:48]})
+    scores = [index / 10 for index in range(10)]
+    evaluator = EmbeddingSimilarityEvaluator(sentences[:10], sentences[48:58], scores, name="sts-dev")
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+        eval_strategy="steps",
+        eval_steps=1,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=7,
+    )
+    trainer = trainer_module.SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        loss=MultipleNegativesRankingLoss(model, scale=25.0),
+        evaluator=evaluator,
+    )
+    trainer.train()
+    model.model_card_data.set_best_model_step(2)
+    model.save(str(tmp_path / "model"))
+    meta, body = read_card(tmp_path / "model")
+
+    assert {"generated_from_trainer", "dataset_size:16", "loss:MultipleNegativesRankingLoss"} <= set(meta["tags"])
+    training = section(body, "### Training Dataset")
+    lengths = [whitespace_tokens(text) for text in train["positive"]]
+    expected = f"<li>min: {min(lengths)} tokens</li><li>mean: {round(float(np.mean(lengths)), 2)} tokens</li>"
+    assert expected + f"<li>max: {max(lengths)} tokens</li>" in training
+    assert '"scale": 25.0' in training
+    assert "* Size: 8 evaluation samples" in section(body, "### Evaluation Dataset")
+    non_default = section(body, "#### Non-Default Hyperparameters")
+    assert "- `max_steps`: 2" in non_default and "- `learning_rate`: 0.01" in non_default
+    assert "- `seed`: 7" in non_default and "per_device_train_batch_size" not in non_default
+
+    history = trainer.state.log_history
+    losses = {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+    validation = {entry["step"]: entry["eval_loss"] for entry in history if "eval_loss" in entry}
+    spearman = {
+        entry["step"]: entry["eval_sts-dev_spearman_cosine"]
+        for entry in history
+        if "eval_sts-dev_spearman_cosine" in entry
+    }
+    assert set(losses) == set(validation) == set(spearman) == {1, 2}
+    logs = section(body, "### Training Logs")
+
+    def cell(value: float) -> str:
+        return re.escape(str(round(value, 4)))
+
+    assert re.search(rf"\| 0.5 +\| 1 +\| {cell(losses[1])} +\| {cell(validation[1])} +\| {cell(spearman[1])} +\|", logs)
+    assert re.search(
+        rf"\| \*\*1.0\*\* +\| \*\*2\*\* +\| \*\*{cell(losses[2])}\*\* +\| \*\*{cell(validation[2])}\*\* +"
+        rf"\| \*\*{cell(spearman[2])}\*\* +\|",
+        logs,
+    )
+    evaluation_section = section(body, "## Evaluation")
+    assert re.search(rf"\| \*\*spearman_cosine\*\* +\| \*\*{cell(spearman[2])}\*\* +\|", evaluation_section)
+    assert "### Training Time" in body

@@ -8,6 +8,7 @@ import random
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from copy import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -291,10 +292,15 @@ class SentenceTransformerModelCardData:
         if not columns:
             return
         picked = generator.sample(range(len(dataset)), k=min(WIDGET_CANDIDATE_ROWS, len(dataset)))
+        if hasattr(dataset, "select"):
+            # One batched read (through any set_transform) instead of a thousand row reads.
+            batch = dataset.select(picked)[:]
+            candidates: Iterable[Sequence[Any]] = zip(*(batch[column] for column in columns))
+        else:
+            candidates = ([dataset[index][column] for column in columns] for index in picked)
         rows = []
-        for index in picked:
-            row = dataset[index]
-            texts = [_first_text(row[column]) for column in columns]
+        for values in candidates:
+            texts = [_first_text(value) for value in values]
             if all(isinstance(text, str) and text for text in texts):
                 rows.append(texts)
         if not rows:
@@ -337,9 +343,11 @@ class SentenceTransformerModelCardData:
                 with open(readme, encoding="utf-8") as f:
                     self.source_card_text = f.read()
         if self.base_model is None:
+            # A StaticEmbedding distilled from a named model remembers that name.
             first = next(iter(model.children()), None) if hasattr(model, "children") else None
-            if getattr(first, "base_model", None):
-                self.base_model = str(first.base_model)
+            first_base = getattr(first, "base_model", None)
+            if first_base:
+                self.base_model = str(first_base)
         if self.ir_model is None:
             has_router = any(type(module).__name__ == "Router" for module in model.children())
             has_ir_prompt = any(getattr(model, "prompts", {}).get(name) for name in IR_PROMPT_NAMES)

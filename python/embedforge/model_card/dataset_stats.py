@@ -178,8 +178,9 @@ def _describe_config_value(value: Any) -> Any:
     card_data = getattr(value, "model_card_data", None)
     if card_data is not None and getattr(card_data, "base_model", None):
         parts.append(repr(card_data.base_model))
-    if hasattr(value, "get_config_dict"):
-        parts += [f"{key}={item!r}" for key, item in value.get_config_dict().items()]
+    get_config = getattr(value, "get_config_dict", None)
+    if callable(get_config):
+        parts += [f"{key}={item!r}" for key, item in get_config().items()]
     return f"{type(value).__name__}({', '.join(parts)})" if parts else type(value).__name__
 
 
