@@ -9,6 +9,7 @@ Each submodule mirrors the sentence-transformers file of the same name; new help
 from __future__ import annotations
 
 from .community import community_detection
+from .hard_negatives import mine_hard_negatives
 from .paraphrase import paraphrase_mining, paraphrase_mining_embeddings
 from .quantization import quantize_embeddings
 from .retrieval import semantic_search
@@ -51,6 +52,7 @@ __all__ = [
     "dot_score",
     "euclidean_sim",
     "manhattan_sim",
+    "mine_hard_negatives",
     "normalize_embeddings",
     "pairwise_angle_sim",
     "pairwise_cos_sim",

@@ -80,8 +80,8 @@ def community_detection(
             ids_more, scores_more = _core.top_k(rows[pending], unit, fetch, "dot", _RUST_BLOCK)
             ids = _replace_rows(ids, pending, ids_more)
             scores = _replace_rows(scores, pending, scores_more)
-        for row, centre in enumerate(centres):
-            candidates.append((start + int(centre), communities[row]))
+        for row, batch_row in enumerate(centres.tolist()):
+            candidates.append((start + batch_row, communities[row]))
 
     # Largest first (stable: equal sizes keep centre order), then drop rows already claimed.
     candidates.sort(key=lambda item: len(item[1]), reverse=True)
