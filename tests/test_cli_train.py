@@ -12,7 +12,7 @@ import yaml
 
 from embedforge.cli import main
 from embedforge.cli.demo_data import PLACES, QUALITIES, THINGS, make_demo_data, vocabulary_texts
-from embedforge.cli.demo_tokenizer import train_wordpiece_tokenizer
+from embedforge.cli.demo_tokenizer import build_wordpiece_tokenizer
 from embedforge.cli.train_config import (
     DataFileNotFoundError,
     TrainConfigError,
@@ -52,7 +52,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 def tokenizer_file(tmp_path: Path) -> Path:
     texts = [text for pair in PAIRS for text in pair]
     path = tmp_path / "tokenizer.json"
-    train_wordpiece_tokenizer(texts, vocab_size=400).save(str(path))
+    build_wordpiece_tokenizer(texts).save(str(path))
     return path
 
 
@@ -287,8 +287,11 @@ def test_demo_queries_and_passages_use_different_words_for_each_concept() -> Non
         assert not query_tokens & passage_tokens & (query_words | passage_words)
 
 
-def test_demo_tokenizer_knows_every_demo_word() -> None:
-    tokenizer = train_wordpiece_tokenizer(vocabulary_texts())
+def test_demo_tokenizer_knows_every_demo_word_and_is_the_same_every_time() -> None:
+    tokenizer = build_wordpiece_tokenizer(vocabulary_texts())
+    assert build_wordpiece_tokenizer(reversed(vocabulary_texts())).to_str() == tokenizer.to_str()
+    # An unknown word falls back to character pieces.
+    assert tokenizer.encode("zebra").tokens == ["z", "##e", "##b", "##r", "##a"]
     data = make_demo_data(num_train_pairs=300)
     for text in [*data.train_anchors, *data.train_positives, *data.corpus.values()]:
         encoding = tokenizer.encode(text)
@@ -361,3 +364,27 @@ def test_demo_run_with_a_few_steps(tmp_path: Path, capsys: pytest.CaptureFixture
         assert f"demo_cosine_{metric}" in output
     model = SentenceTransformer(str(output_dir / "final"))
     assert model.encode(["cheap car near the beach"]).shape == (1, 256)
+
+
+def test_written_demo_files_make_a_valid_config_for_the_same_data(tmp_path: Path) -> None:
+    from embedforge.cli.demo_files import write_demo_files
+
+    config = build_config(read_config_file(write_demo_files(str(tmp_path / "demo"), num_train_pairs=200)))
+    data = make_demo_data(num_train_pairs=200)
+    train = load_table([config.data["train"]], "data.train")
+    assert train["anchor"] == data.train_anchors and train["positive"] == data.train_positives
+    evaluator = build_evaluator(config.evaluator)
+    assert dict(zip(evaluator.queries_ids, evaluator.queries)) == data.queries
+    assert dict(zip(evaluator.corpus_ids, evaluator.corpus)) == data.corpus
+    assert evaluator.relevant_docs == data.relevant_docs
+    assert config.loss["matryoshka_dims"] == [256, 128, 64, 32] and config.args["learning_rate"] == 0.2
+
+
+def test_the_example_config_uses_only_valid_keys() -> None:
+    from embedforge.cli.train_config import SECTION_KEYS, training_argument_names
+
+    example = yaml.safe_load((Path(__file__).parents[1] / "examples" / "train_config.yaml").read_text())
+    assert set(example) == set(SECTION_KEYS)
+    for section, values in example.items():
+        valid = training_argument_names() if section == "args" else SECTION_KEYS[section]
+        assert set(values) <= set(valid), section

@@ -121,12 +121,23 @@ def add_train_command(commands: Any) -> None:
         metavar="SECTION.KEY=VALUE",
         help="set any config key, e.g. --set args.warmup_steps=0.1 (repeatable; VALUE is read as YAML)",
     )
+    parser.add_argument(
+        "--write-demo-files",
+        metavar="DIR",
+        help="write the demo set as CSV/JSON Lines/TSV files with a tokenizer and a config.yaml into DIR, then stop",
+    )
     parser.set_defaults(run=run_train)
 
 
 def run_train(arguments: argparse.Namespace) -> int:
     """Run the demo or the configured training; configuration and data errors end with a one-line message."""
     try:
+        if arguments.write_demo_files:
+            from embedforge.cli.demo_files import write_demo_files
+
+            config_path = write_demo_files(arguments.write_demo_files, DEMO_TRAIN_PAIRS)
+            print(f"Wrote the demo files and {config_path}. Train on them with: embedforge train {config_path}")
+            return 0
         overrides = overrides_from_arguments(arguments)
         if arguments.config is None and all(section == "args" for section, _, _ in overrides):
             run_demo_training(overrides)
@@ -156,7 +167,7 @@ def run_demo_training(overrides: list[tuple[str, str, Any]]) -> dict[str, dict[s
 
     from embedforge import SentenceTransformer
     from embedforge.cli.demo_data import make_demo_data, vocabulary_texts
-    from embedforge.cli.demo_tokenizer import train_wordpiece_tokenizer
+    from embedforge.cli.demo_tokenizer import build_wordpiece_tokenizer
     from embedforge.cli.train_config import training_argument_names
     from embedforge.evaluation import InformationRetrievalEvaluator
     from embedforge.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
@@ -170,10 +181,10 @@ def run_demo_training(overrides: list[tuple[str, str, Any]]) -> dict[str, dict[s
         args[key] = value
     start = time.perf_counter()
     data = make_demo_data(num_train_pairs=DEMO_TRAIN_PAIRS)
-    tokenizer = train_wordpiece_tokenizer(vocabulary_texts())
+    tokenizer = build_wordpiece_tokenizer(vocabulary_texts())
     print(
         f"\nDemo data: {len(data.train_anchors)} training pairs; held out: {len(data.queries)} queries over "
-        f"{len(data.corpus)} passages. Tokenizer: WordPiece, {tokenizer.get_vocab_size()} tokens, learned from the "
+        f"{len(data.corpus)} passages. Tokenizer: WordPiece, {tokenizer.get_vocab_size()} tokens, built from the "
         f"demo's words ({time.perf_counter() - start:.1f} s).",
         flush=True,
     )
