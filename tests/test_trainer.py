@@ -511,3 +511,50 @@ def test_hyperparameter_search_with_optuna_runs_trials_with_fresh_models(tmp_pat
     assert len(built) >= 3 and len(losses) >= 3
     assert all(loss.model is model for loss, model in zip(losses[-2:], built[-2:]))
     assert os.path.isdir(tmp_path)
+
+
+def test_eval_dataset_dict_logs_one_loss_per_dataset_and_the_evaluator_once(tmp_path: Path) -> None:
+    model = embedforge_static(static_weights())
+    data = scored_pairs(24, seed=7)
+    recorder = LogRecorder()
+    args = make_args(tmp_path, eval_strategy="steps", eval_steps=3, max_steps=3)
+    SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset={"pairs": pairs()},
+        eval_dataset={"pairs": pairs(16, seed=4), "sts": scored_pairs(16, seed=8)},
+        loss={"pairs": MultipleNegativesRankingLoss(model), "sts": CoSENTLoss(model)},
+        evaluator=EmbeddingSimilarityEvaluator(data["sentence1"], data["sentence2"], data["score"], name="dev"),
+        callbacks=[recorder],
+    ).train()
+    evaluated = {key for log in recorder.logs for key in log if key.startswith("eval_") and "runtime" not in key}
+    assert {"eval_pairs_loss", "eval_sts_loss", "eval_dev_spearman_cosine"} <= evaluated
+    assert not any(key.startswith(("eval_pairs_dev", "eval_sts_dev")) for key in evaluated)
+
+
+def test_tensorboard_callback_writes_events_and_the_card_records_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    model = embedforge_static(static_weights())
+    args = make_args(tmp_path, max_steps=2, report_to="tensorboard")
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=pairs(), loss=MultipleNegativesRankingLoss(model)
+    )
+    trainer.train()
+    events = [name for _, _, names in os.walk(tmp_path) for name in names if "tfevents" in name]
+    assert events
+    trainer.save_model(str(tmp_path / "final"))
+    card = (tmp_path / "final" / "README.md").read_text(encoding="utf-8")
+    assert "MultipleNegativesRankingLoss" in card
+
+
+def test_tokenizer_is_the_old_name_of_processing_class(tmp_path: Path) -> None:
+    model = embedforge_static(static_weights())
+    with pytest.warns(FutureWarning, match="processing_class"):
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=make_args(tmp_path),
+            train_dataset=pairs(),
+            loss=MultipleNegativesRankingLoss(model),
+            tokenizer=None,
+        )
+    assert trainer.processing_class is None

@@ -712,6 +712,12 @@ class SentenceTransformerTrainer(Trainer):
                     self.model, output_path=output_path, epoch=self.state.epoch, steps=self.state.global_step
                 )
                 metrics = result if isinstance(result, dict) else {"evaluator": result}
+                # Built-in evaluators record themselves; this also covers custom ones (the call is idempotent).
+                card_data = getattr(self.model, "model_card_data", None)
+                if hasattr(card_data, "set_evaluation_metrics"):
+                    card_data.set_evaluation_metrics(
+                        self.evaluator, dict(metrics), epoch=self.state.epoch, step=self.state.global_step
+                    )
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
