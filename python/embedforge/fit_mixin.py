@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -72,25 +72,17 @@ class SaveModelCallback(TrainerCallback):
             return new_metric > self.best_metric
         return new_metric < self.best_metric
 
-    def on_evaluate(
-        self,
-        args: Any,
-        state: TrainerState,
-        control: TrainerControl,
-        metrics: dict[str, Any],
-        model: Any,
-        **kwargs: Any,
-    ) -> None:
+    def on_evaluate(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.evaluator is None or not self.save_best_model:
             return
-        found, value = _matching_metric(metrics, self.evaluator)
+        found, value = _matching_metric(kwargs["metrics"], self.evaluator)
         if found and self.is_better(value):
             self.best_metric = value
-            model.save(self.output_dir)
+            kwargs["model"].save(self.output_dir)
 
-    def on_train_end(self, args: Any, state: TrainerState, control: TrainerControl, model: Any, **kwargs: Any) -> None:
+    def on_train_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.evaluator is None:
-            model.save(self.output_dir)
+            kwargs["model"].save(self.output_dir)
 
 
 class EvaluatorCallback(TrainerCallback):
@@ -110,8 +102,10 @@ class EvaluatorCallback(TrainerCallback):
         self.metric_key_prefix = "eval"
         self.trainer: Any = None
 
-    def on_epoch_end(self, args: Any, state: TrainerState, control: TrainerControl, model: Any, **kwargs: Any) -> None:
-        result = self.evaluator(model, output_path=self.output_path, epoch=state.epoch, steps=state.global_step)
+    def on_epoch_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        result = self.evaluator(
+            kwargs["model"], output_path=self.output_path, epoch=state.epoch, steps=state.global_step
+        )
         if not isinstance(result, dict):
             result = {"evaluator": result}
         prefix = f"{self.metric_key_prefix}_"
@@ -123,15 +117,13 @@ class EvaluatorCallback(TrainerCallback):
 class OriginalCallback(TrainerCallback):
     """Call fit's ``callback(score, epoch, steps)`` after each evaluation with the evaluator's primary metric."""
 
-    def __init__(self, callback: Callable[[float, int, int], None], evaluator: Any) -> None:
+    def __init__(self, callback: Callable[..., None], evaluator: Any) -> None:
         super().__init__()
         self.callback = callback
         self.evaluator = evaluator
 
-    def on_evaluate(
-        self, args: Any, state: TrainerState, control: TrainerControl, metrics: dict[str, Any], **kwargs: Any
-    ) -> None:
-        found, value = _matching_metric(metrics, self.evaluator)
+    def on_evaluate(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        found, value = _matching_metric(kwargs["metrics"], self.evaluator)
         if found:
             self.callback(value, state.epoch, state.global_step)
 
@@ -252,7 +244,7 @@ class FitMixin:
         scheduler: str = "WarmupLinear",
         warmup_steps: int = 10000,
         optimizer_class: type[Optimizer] = torch.optim.AdamW,
-        optimizer_params: dict[str, object] = {"lr": 2e-5},  # noqa: B006 (never mutated; shown as in sentence-transformers)
+        optimizer_params: dict[str, Any] = {"lr": 2e-5},  # noqa: B006 (never mutated; shown as in sentence-transformers)
         weight_decay: float = 0.01,
         evaluation_steps: int = 0,
         output_path: str | None = None,
@@ -285,7 +277,7 @@ class FitMixin:
         if not objectives:
             raise InvalidArgumentError("train_objectives is empty: expected a list of (DataLoader, loss) pairs")
         data_loaders = [data_loader for data_loader, _ in objectives]
-        losses = {f"_dataset_{index}": loss for index, (_, loss) in enumerate(objectives, start=1)}
+        losses: dict[str, Any] = {f"_dataset_{index}": loss for index, (_, loss) in enumerate(objectives, start=1)}
         train_dataset, batch_size, batch_sampler = dataloaders_to_datasets(data_loaders)
 
         max_steps = -1
@@ -334,7 +326,7 @@ class FitMixin:
                 callbacks.append(OriginalCallback(callback, evaluator))
 
         trainer = SentenceTransformerTrainer(
-            model=self,
+            model=cast(Any, self),
             args=args,
             train_dataset=train_dataset,
             eval_dataset=None,
@@ -394,7 +386,7 @@ class FitMixin:
         scheduler: str = "WarmupLinear",
         warmup_steps: int = 10000,
         optimizer_class: type[Optimizer] = torch.optim.AdamW,
-        optimizer_params: dict[str, object] = {"lr": 2e-5},  # noqa: B006 (never mutated; shown as in sentence-transformers)
+        optimizer_params: dict[str, Any] = {"lr": 2e-5},  # noqa: B006 (never mutated; shown as in sentence-transformers)
         weight_decay: float = 0.01,
         evaluation_steps: int = 0,
         output_path: str | None = None,

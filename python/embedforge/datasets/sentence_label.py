@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from torch.utils.data import IterableDataset
@@ -67,7 +68,7 @@ class SentenceLabelDataset(IterableDataset):
             start = self.groups_right_border[label - 1] if label > 0 else 0
             end = self.groups_right_border[label]
             taken = drawn.setdefault(label, set())
-            candidates = np.arange(start, end)
+            candidates: Any = np.arange(start, end)
             if not self.with_replacement:
                 candidates = [index for index in candidates if index not in taken]
             if len(candidates) >= self.samples_per_label:

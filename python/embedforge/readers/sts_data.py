@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from typing import Any, cast
 
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.readers._files import column, open_text, reached
@@ -46,7 +47,9 @@ class STSDataReader:
         """Examples from ``dataset_folder/filename`` (gzip when it ends in .gz); at most ``max_examples`` if > 0."""
         examples: list[InputExample] = []
         with open_text(os.path.join(self.dataset_folder, filename)) as handle:
-            for row_number, row in enumerate(csv.reader(handle, delimiter=self.delimiter, quoting=self.quoting)):
+            for row_number, row in enumerate(
+                csv.reader(handle, delimiter=self.delimiter, quoting=cast(Any, self.quoting))
+            ):
                 where = f"row {row_number} of {filename}"
                 raw_score = column(row, self.score_col_idx, "score_col_idx", where)
                 try:

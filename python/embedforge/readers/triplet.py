@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from typing import Any, cast
 
 from embedforge.readers._files import column, open_text, reached
 from embedforge.readers.input_example import InputExample
@@ -34,7 +35,7 @@ class TripletReader:
         """Triplet examples (no id, label 0) from ``dataset_folder/filename``; at most ``max_examples`` if > 0."""
         examples: list[InputExample] = []
         with open_text(os.path.join(self.dataset_folder, filename)) as handle:
-            rows = csv.reader(handle, delimiter=self.delimiter, quoting=self.quoting)
+            rows = csv.reader(handle, delimiter=self.delimiter, quoting=cast(Any, self.quoting))
             if self.has_header:
                 next(rows, None)
             for row_number, row in enumerate(rows):
