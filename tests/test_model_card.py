@@ -363,3 +363,39 @@ def test_trainer_run_fills_the_card(tmp_path: Path) -> None:
     evaluation_section = section(body, "## Evaluation")
     assert re.search(rf"\| \*\*spearman_cosine\*\* +\| \*\*{cell(spearman[2])}\*\* +\|", evaluation_section)
     assert "### Training Time" in body
+
+
+def test_dataset_statistics_match_sentence_transformers(tiny_bert_dir: Path) -> None:
+    """Token lengths (through a real BERT tokenizer), value shares, ranges and list sizes as ST computes them."""
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer as StModel
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss as StCoSENTLoss
+
+    from embedforge.losses import CoSENTLoss
+
+    sentences = random_sentences(150, seed=2)
+    dataset = datasets.Dataset.from_dict(
+        {
+            "sentence1": sentences[:120],
+            "sentence2": sentences[30:],
+            "score": [index / 119 for index in range(120)],
+            "label": [index % 3 for index in range(120)],
+            "flag": [index % 4 == 0 for index in range(120)],
+            "sizes": [[0.5] * (1 + index % 3) for index in range(120)],
+        }
+    )
+    ours_model = SentenceTransformer(str(tiny_bert_dir))
+    theirs_model = StModel(str(tiny_bert_dir), device="cpu")
+    ours = ours_model.model_card_data.compute_dataset_metrics(dataset, {}, CoSENTLoss(ours_model))
+    theirs = theirs_model.model_card_data.compute_dataset_metrics(dataset, {}, StCoSENTLoss(theirs_model))
+    assert ours["size"] == theirs["size"] == 120
+    for column in dataset.column_names:
+        assert ours["stats"][column]["dtype"] == theirs["stats"][column]["dtype"], column
+        assert ours["stats"][column]["data"] == theirs["stats"][column]["data"], column
+    assert ours["loss"]["config_code"] == json_block(theirs["loss"]["config_code"])
+
+
+def json_block(indented_block: str) -> str:
+    """The JSON inside sentence-transformers' indented ```json block."""
+    lines = [line[2:] for line in indented_block.splitlines()]
+    return "\n".join(lines[1:-1])

@@ -74,8 +74,10 @@ def dataset_columns(dataset: Any) -> list[str]:
 
 
 def _chunks(dataset: Any, column: str, rows: int) -> Iterator[list[Any]]:
+    # Whole chunks, as sentence-transformers reads them: the last may run past ``rows`` (up to 104 of 100),
+    # which keeps the figures identical to the cards sentence-transformers writes for the same data.
     for start in range(0, rows, STATS_CHUNK):
-        yield list(dataset[start : min(start + STATS_CHUNK, rows)][column])
+        yield list(dataset[start : start + STATS_CHUNK][column])
 
 
 def _text_lengths(model: Any, texts: list[str], task: str | None) -> tuple[list[int], str]:
@@ -106,6 +108,7 @@ def column_stats(dataset: Any, column: str, model: Any = None, task: str | None 
             stats.add(lengths)
         return {
             "dtype": "string",
+            "modality": "text",
             "data": {
                 "min": f"{round(stats.min, 2)} {unit}",
                 "mean": f"{round(stats.mean, 2)} {unit}",
@@ -220,6 +223,7 @@ def stats_table(dataset_info: dict[str, Any]) -> str:
         return ""
     rows = [
         {"": "type", **{column: entry["dtype"] for column, entry in stats.items()}},
+        {"": "modality", **{column: entry.get("modality", "") for column, entry in stats.items()}},
         {"": "details", **{column: html_list(entry["data"]) for column, entry in stats.items()}},
     ]
     return markdown_table(rows)
