@@ -399,3 +399,25 @@ def json_block(indented_block: str) -> str:
     """The JSON inside sentence-transformers' indented ```json block."""
     lines = [line[2:] for line in indented_block.splitlines()]
     return "\n".join(lines[1:-1])
+
+
+def test_sequential_evaluator_adds_no_duplicate_table(tmp_path: Path) -> None:
+    from embedforge.evaluation import EmbeddingSimilarityEvaluator, SequentialEvaluator, TripletEvaluator
+
+    model = embedforge_static(static_weights())
+    sentences = random_sentences(30, seed=11)
+    similarity = EmbeddingSimilarityEvaluator(sentences[:10], sentences[10:20], [i / 10 for i in range(10)], name="sts")
+    triplets = TripletEvaluator(sentences[:10], sentences[10:20], sentences[20:30], name="trip")
+    sequential = SequentialEvaluator([similarity, triplets])
+    metrics = sequential(model, epoch=1, steps=4)
+    # What the trainer does after running its evaluator.
+    model.model_card_data.set_evaluation_metrics(sequential, metrics, epoch=1, step=4)
+    assert list(model.model_card_data.eval_results_dict) == [similarity, triplets]
+    row = model.model_card_data.training_logs[-1]
+    assert row["Step"] == 4 and set(row) == {"Epoch", "Step", similarity.primary_metric, triplets.primary_metric}
+    assert row[similarity.primary_metric] == metrics[similarity.primary_metric]
+    model.save(str(tmp_path / "model"))
+    _, body = read_card(tmp_path / "model")
+    evaluation = section(body, "## Evaluation")
+    assert "#### Semantic Similarity" in evaluation and "#### Triplet" in evaluation
+    assert "Sequential" not in evaluation

@@ -253,12 +253,17 @@ class SentenceTransformerModelCardData:
         self.best_model_step = step
 
     def set_evaluation_metrics(self, evaluator: Any, metrics: dict[str, Any], epoch: int = 0, step: int = 0) -> None:
-        """Keep an evaluator's latest metrics and log its primary metric(s) at ``step``."""
-        self.eval_results_dict[evaluator] = copy(metrics)
+        """Keep an evaluator's latest metrics and log its primary metric(s) at ``step``.
+
+        A SequentialEvaluator whose parts recorded themselves adds no table of its own (it would
+        repeat theirs); its parts' primary metrics still go into the training logs.
+        """
+        sub_evaluators = getattr(evaluator, "evaluators", None)
+        if sub_evaluators is None or not all(sub in self.eval_results_dict for sub in sub_evaluators):
+            self.eval_results_dict[evaluator] = copy(metrics)
         primary = getattr(evaluator, "primary_metric", None)
         if not primary:
             return
-        sub_evaluators = getattr(evaluator, "evaluators", None)
         if sub_evaluators is not None:
             names = [getattr(sub, "primary_metric", None) for sub in sub_evaluators]
         else:
