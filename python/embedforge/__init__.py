@@ -12,6 +12,7 @@ from embedforge.exceptions import (
     ModelNotFoundError,
     TokenizerError,
 )
+from embedforge.model_card import SentenceTransformerModelCardData
 from embedforge.readers import InputExample
 from embedforge.sentence_transformer import SentenceTransformer
 
@@ -41,6 +42,7 @@ __all__ = [
     "ModelNotFoundError",
     "ParallelSentencesDataset",
     "SentenceTransformer",
+    "SentenceTransformerModelCardData",
     "SentenceTransformerTrainer",
     "SentenceTransformerTrainingArguments",
     "SentencesDataset",
