@@ -353,10 +353,14 @@ def test_command_errors_are_one_line_messages(tmp_path: Path) -> None:
 
 
 def test_demo_run_with_a_few_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
     from embedforge import SentenceTransformer
 
+    threads = torch.get_num_threads()
     output_dir = tmp_path / "demo"
     assert main(["train", "--max-steps", "3", "--output-dir", str(output_dir), "--set", "args.disable_tqdm=true"]) == 0
+    assert torch.get_num_threads() == threads  # the demo's single-thread setting does not leak
     output = capsys.readouterr().out
     assert output.startswith("DEMO:") and output.count("DEMO:") == 2
     assert "Trained for 3 steps" in output

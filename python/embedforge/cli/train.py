@@ -162,6 +162,7 @@ def overrides_from_arguments(arguments: argparse.Namespace) -> list[tuple[str, s
 
 def run_demo_training(overrides: list[tuple[str, str, Any]]) -> dict[str, dict[str, float]]:
     """Train a static model on the built-in demo set, with before/after retrieval scores."""
+    import torch
     from datasets import Dataset
     from transformers import set_seed
 
@@ -201,7 +202,14 @@ def run_demo_training(overrides: list[tuple[str, str, Any]]) -> dict[str, dict[s
         f"learning rate {args['learning_rate']}.",
         flush=True,
     )
-    metrics = train_and_report(model, train_dataset, None, loss, evaluator, args)
+    # The demo's matrices are tiny: one torch thread does them in milliseconds, while several threads
+    # spin-wait for each other and run many times slower on a busy machine (15x on the 2-core test box).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metrics = train_and_report(model, train_dataset, None, loss, evaluator, args)
+    finally:
+        torch.set_num_threads(threads)
     print("\n" + DEMO_NOTICE)
     return metrics
 
