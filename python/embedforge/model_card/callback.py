@@ -31,13 +31,6 @@ class ModelCardCallback(TrainerCallback):
             return
         card = model.model_card_data
         card.add_tags("generated_from_trainer")
-        carbon = [
-            callback
-            for callback in getattr(getattr(trainer, "callback_handler", None), "callbacks", [])
-            if type(callback).__name__ == "CodeCarbonCallback"
-        ]
-        if carbon:
-            card.code_carbon_callback = carbon[0]
         router_mapping = getattr(args, "router_mapping", None) or {}
         loss = getattr(trainer, "loss", None)
         if trainer.train_dataset:

@@ -122,7 +122,6 @@ class SentenceTransformerModelCardData:
     datasets: list[str] = field(default_factory=list, init=False, repr=False)
     similarities: str | None = field(default=None, init=False, repr=False)
     evaluation_duration: float = field(default=0.0, init=False, repr=False)
-    code_carbon_callback: Any = field(default=None, init=False, repr=False)
     pipeline_tag: str = field(default="sentence-similarity", init=False)
     # Model folders are sentence-transformers folders: the Hub should treat them as such.
     library_name: str = field(default="sentence-transformers", init=False)
@@ -165,7 +164,7 @@ class SentenceTransformerModelCardData:
         return dataset_list
 
     def infer_datasets(self, dataset: Any, dataset_name: str | None = None) -> list[dict[str, Any]]:
-        """Name, split and size of a ``datasets`` object (one entry per split of a DatasetDict)."""
+        """Name and split of a ``datasets`` object (one entry per part of a DatasetDict)."""
         if isinstance(dataset, dict):
             return [entry for name, part in dataset.items() for entry in self.infer_datasets(part, dataset_name=name)]
         # fit()'s wrapper names its datasets "_dataset_<n>"; that is no name worth showing.
