@@ -241,6 +241,7 @@ def run_configured_training(config: TrainConfig) -> dict[str, dict[str, float]]:
     set_seed(int(config.args.get("seed", 42)))
     model = build_model(config.model)
     loss = build_loss(model, config.loss)
+    print(f"Loss: {type(loss).__name__}" + (f"({type(loss.loss).__name__})" if hasattr(loss, "loss") else ""))
     evaluator = build_evaluator(config.evaluator)
     return train_and_report(model, train_dataset, eval_dataset, loss, evaluator, config.args)
 
