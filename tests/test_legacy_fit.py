@@ -41,13 +41,14 @@ def library(name: str) -> types.SimpleNamespace:
     """The classes a fit script uses, from embedforge or from sentence-transformers."""
     if name == "embedforge":
         from embedforge import InputExample, losses
-        from embedforge.datasets import NoDuplicatesDataLoader, SentenceLabelDataset
+        from embedforge.datasets import NoDuplicatesDataLoader, ParallelSentencesDataset, SentenceLabelDataset
         from embedforge.evaluation import EmbeddingSimilarityEvaluator
 
         return types.SimpleNamespace(
             InputExample=InputExample,
             losses=losses,
             NoDuplicatesDataLoader=NoDuplicatesDataLoader,
+            ParallelSentencesDataset=ParallelSentencesDataset,
             SentenceLabelDataset=SentenceLabelDataset,
             EmbeddingSimilarityEvaluator=EmbeddingSimilarityEvaluator,
             model=embedforge_static,
@@ -55,13 +56,18 @@ def library(name: str) -> types.SimpleNamespace:
     pytest.importorskip("sentence_transformers")
     from sentence_transformers import InputExample
     from sentence_transformers.sentence_transformer import losses
-    from sentence_transformers.sentence_transformer.datasets import NoDuplicatesDataLoader, SentenceLabelDataset
+    from sentence_transformers.sentence_transformer.datasets import (
+        NoDuplicatesDataLoader,
+        ParallelSentencesDataset,
+        SentenceLabelDataset,
+    )
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     return types.SimpleNamespace(
         InputExample=InputExample,
         losses=losses,
         NoDuplicatesDataLoader=NoDuplicatesDataLoader,
+        ParallelSentencesDataset=ParallelSentencesDataset,
         SentenceLabelDataset=SentenceLabelDataset,
         EmbeddingSimilarityEvaluator=EmbeddingSimilarityEvaluator,
         model=st_static,
@@ -478,6 +484,16 @@ def run_fit(name: str, weights: torch.Tensor, folder: Path, case: str) -> tuple[
             checkpoint_save_steps=4,
             checkpoint_save_total_limit=2,
         )
+    elif case == "group-by-label":
+        np.random.seed(1)
+        dataset = lib.SentenceLabelDataset(labelled_sentences(lib, 32), samples_per_label=2)
+        objectives = [(DataLoader(dataset, batch_size=8), lib.losses.BatchHardTripletLoss(model))]
+    elif case == "distillation":
+        teacher = lib.model(static_weights(seed=9, dim=DIM))
+        dataset = lib.ParallelSentencesDataset(student_model=model, teacher_model=teacher)
+        english, other = random_sentences(16, seed=30, max_words=6), random_sentences(16, seed=31, max_words=6)
+        dataset.add_dataset([[e, o] for e, o in zip(english, other)], weight=4)
+        objectives = [(DataLoader(dataset, shuffle=True, batch_size=4), lib.losses.MSELoss(model))]
     else:
         objectives = [
             (
@@ -492,7 +508,7 @@ def run_fit(name: str, weights: torch.Tensor, folder: Path, case: str) -> tuple[
     return model, calls
 
 
-@pytest.mark.parametrize("case", ["evaluator", "two-objectives"])
+@pytest.mark.parametrize("case", ["evaluator", "two-objectives", "group-by-label", "distillation"])
 def test_fit_matches_sentence_transformers(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     weights = static_weights(seed=8, dim=DIM)
     results = {}
