@@ -207,6 +207,7 @@ def test_saved_folder_with_card_loads_in_sentence_transformers(trained_card: Any
 
 def test_resaving_a_loaded_model_keeps_its_card_until_it_is_trained(tmp_path: Path) -> None:
     model = embedforge_static(static_weights())
+    model.model_card_data.model_name = "tiny-static"
     model.save(str(tmp_path / "first"))
     original = (tmp_path / "first" / "README.md").read_text(encoding="utf-8")
     loaded = SentenceTransformer(str(tmp_path / "first"))
@@ -216,8 +217,9 @@ def test_resaving_a_loaded_model_keeps_its_card_until_it_is_trained(tmp_path: Pa
     loaded.model_card_data.add_tags("generated_from_trainer")
     loaded.save(str(tmp_path / "third"))
     _, body = read_card(tmp_path / "third")
-    # A local folder is shown as the base model in the text, never as a Hub id in the header.
-    assert f"- **Base model:** `{tmp_path / 'first'}`" in body
+    # A local folder is named by its own card's title and shown with its path, never as a Hub id in the header.
+    assert body.startswith("\n# SentenceTransformer based on tiny-static\n")
+    assert f"- **Base model:** tiny-static (`{tmp_path / 'first'}`)" in body
     assert "base_model" not in read_card(tmp_path / "third")[0]
 
 

@@ -388,13 +388,21 @@ class SentenceTransformerModelCardData:
             return None
         return self.base_model
 
-    def get_default_model_name(self) -> str:
-        """ "SentenceTransformer based on <base>" (the base's folder name when it is a path)."""
-        model_class = type(self.model).__name__ if self.model is not None else "SentenceTransformer"
+    def base_model_name(self) -> str | None:
+        """A short name for the base model: its Hub id, else its own card's title, else its folder name."""
         if not self.base_model:
-            return model_class
-        base = self.base_model_hub_id() or os.path.basename(os.path.normpath(self.base_model))
-        return f"{model_class} based on {base}"
+            return None
+        if hub_id := self.base_model_hub_id():
+            return hub_id
+        if self.source_card_text and (title := card_title(self.source_card_text)):
+            return title
+        return os.path.basename(os.path.normpath(self.base_model))
+
+    def get_default_model_name(self) -> str:
+        """ "SentenceTransformer based on <base model name>", or the class name when there is no base."""
+        model_class = type(self.model).__name__ if self.model is not None else "SentenceTransformer"
+        base = self.base_model_name()
+        return f"{model_class} based on {base}" if base else model_class
 
     # -- card-time computations ----------------------------------------------------------------------
 
@@ -441,6 +449,21 @@ class SentenceTransformerModelCardData:
         from embedforge.model_card.render import metadata_yaml
 
         return metadata_yaml(self.to_dict())
+
+
+def card_title(card_text: str) -> str | None:
+    """The first level-1 heading of a README, after its YAML header and outside code blocks."""
+    lines = card_text.splitlines()
+    if lines and lines[0].strip() == "---":
+        closing = next((index for index, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
+        lines = lines[closing + 1 :]
+    fenced = False
+    for line in lines:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("# "):
+            return line[2:].strip() or None
+    return None
 
 
 def _first_text(value: Any) -> Any:

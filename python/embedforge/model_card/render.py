@@ -406,11 +406,19 @@ def usage_snippet(data: Any, output_dim: Any) -> str:
     return _code_block("\n".join(lines), "python")
 
 
+def _base_model_reference(data: Any) -> str:
+    """The base model's name, with the folder it was loaded from when that is a local path."""
+    name = data.base_model_name()
+    if data.base_model_hub_id() or name == data.base_model:
+        return f"`{name}`"
+    return f"{name} (`{data.base_model}`)"
+
+
 def _intro(data: Any, facts: dict[str, Any]) -> str:
     named = [entry["name"] for entry in data.train_datasets if entry.get("name")]
     text = "This is a sentence-embedding model in the sentence-transformers format, "
     if data.base_model:
-        text += f"finetuned from `{data.base_model_hub_id() or data.base_model}`"
+        text += f"finetuned from {_base_model_reference(data)}"
     else:
         text += "trained"
     if named:
@@ -438,7 +446,7 @@ def generate_model_card(model: Any) -> str:
     details = ["- **Model Type:** Sentence Transformer"]
     if data.base_model:
         revision = f" (revision `{data.base_model_revision}`)" if data.base_model_revision else ""
-        details.append(f"- **Base model:** `{data.base_model_hub_id() or data.base_model}`{revision}")
+        details.append(f"- **Base model:** {_base_model_reference(data)}{revision}")
     details += [
         f"- **Maximum Sequence Length:** {facts['max_seq_length']} tokens",
         f"- **Output Dimensionality:** {facts['output_dim']} dimensions",
