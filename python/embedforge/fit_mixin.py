@@ -18,12 +18,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
-import transformers
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
 from tqdm.autonotebook import trange
-from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from embedforge.datasets.no_duplicates_dataloader import NoDuplicatesDataLoader
 from embedforge.datasets.sentence_label import SentenceLabelDataset
@@ -32,6 +29,8 @@ from embedforge.util import batch_to_device
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import TrainerCallback
 
     from embedforge.readers.input_example import InputExample
 
@@ -53,79 +52,16 @@ def _matching_metric(metrics: dict[str, Any], evaluator: Any) -> tuple[bool, Any
     return False, None
 
 
-class SaveModelCallback(TrainerCallback):
-    """Save the model to ``output_dir``: on each better evaluation when there is an evaluator and
-    ``save_best_model`` is set, or once at the end of training when there is no evaluator."""
-
-    def __init__(self, output_dir: str, evaluator: Any | None, save_best_model: bool) -> None:
-        super().__init__()
-        self.output_dir = output_dir
-        self.evaluator = evaluator
-        self.save_best_model = save_best_model
-        self.best_metric: float | None = None
-
-    def is_better(self, new_metric: float) -> bool:
-        """Whether ``new_metric`` beats the best so far, in the evaluator's direction."""
-        if self.best_metric is None:
-            return True
-        if getattr(self.evaluator, "greater_is_better", True):
-            return new_metric > self.best_metric
-        return new_metric < self.best_metric
-
-    def on_evaluate(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.evaluator is None or not self.save_best_model:
-            return
-        found, value = _matching_metric(kwargs["metrics"], self.evaluator)
-        if found and self.is_better(value):
-            self.best_metric = value
-            kwargs["model"].save(self.output_dir)
-
-    def on_train_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.evaluator is None:
-            kwargs["model"].save(self.output_dir)
+_CALLBACKS = ("EvaluatorCallback", "OriginalCallback", "SaveModelCallback")
 
 
-class EvaluatorCallback(TrainerCallback):
-    """Run the evaluator at the end of every epoch, as the old ``fit`` did, and report its metrics
-    (prefixed ``eval_``) through the trainer's ``on_evaluate`` so that the other callbacks see them.
+def __getattr__(name: str) -> Any:
+    """The fit callbacks, importable from here as in sentence-transformers, loaded (with transformers) on first use."""
+    if name in _CALLBACKS:
+        from embedforge import fit_callbacks
 
-    Set ``.trainer`` once the trainer exists.
-    """
-
-    def __init__(self, evaluator: Any, output_path: str | None = None) -> None:
-        super().__init__()
-        self.evaluator = evaluator
-        self.output_path = output_path
-        if output_path is not None:
-            self.output_path = os.path.join(output_path, "eval")
-            os.makedirs(self.output_path, exist_ok=True)
-        self.metric_key_prefix = "eval"
-        self.trainer: Any = None
-
-    def on_epoch_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        result = self.evaluator(
-            kwargs["model"], output_path=self.output_path, epoch=state.epoch, steps=state.global_step
-        )
-        if not isinstance(result, dict):
-            result = {"evaluator": result}
-        prefix = f"{self.metric_key_prefix}_"
-        metrics = {key if key.startswith(prefix) else prefix + key: value for key, value in result.items()}
-        if self.trainer is not None:
-            self.trainer.callback_handler.on_evaluate(args, state, control, metrics=metrics)
-
-
-class OriginalCallback(TrainerCallback):
-    """Call fit's ``callback(score, epoch, steps)`` after each evaluation with the evaluator's primary metric."""
-
-    def __init__(self, callback: Callable[..., None], evaluator: Any) -> None:
-        super().__init__()
-        self.callback = callback
-        self.evaluator = evaluator
-
-    def on_evaluate(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        found, value = _matching_metric(kwargs["metrics"], self.evaluator)
-        if found:
-            self.callback(value, state.epoch, state.global_step)
+        return getattr(fit_callbacks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _identity(batch: list[Any]) -> list[Any]:
@@ -270,6 +206,7 @@ class FitMixin:
         warmuplinear, warmupcosine, warmupcosinewithhardrestarts (any case). ``steps_per_epoch``
         only applies when ``epochs`` is 1.
         """
+        from embedforge.fit_callbacks import EvaluatorCallback, OriginalCallback, SaveModelCallback
         from embedforge.trainer import SentenceTransformerTrainer
         from embedforge.training_args import SentenceTransformerTrainingArguments
 
@@ -349,6 +286,8 @@ class FitMixin:
     @staticmethod
     def _get_scheduler(optimizer: Optimizer, scheduler: str, warmup_steps: int, t_total: int) -> LambdaLR:
         """The learning-rate schedule named ``scheduler`` (see :data:`SCHEDULERS`), from transformers."""
+        import transformers
+
         name = scheduler.lower()
         if name == "constantlr":
             return transformers.get_constant_schedule(optimizer)
