@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass, field
 
 #: (query words, passage words) per concept; the two sides never share a word.
@@ -129,6 +130,14 @@ DISTRACTOR_TEMPLATES = [
 DISTRACTOR_RATE = 0.5
 
 
+#: "a" before a vowel-initial word (every such demo word takes "an").
+_ARTICLE_BEFORE_VOWEL = re.compile(r"\b([Aa]) (?=[aeiou])")
+
+
+def _fix_articles(text: str) -> str:
+    return _ARTICLE_BEFORE_VOWEL.sub(lambda match: match.group(1) + "n ", text)
+
+
 @dataclass
 class DemoRetrievalData:
     """Training pairs plus a held-out retrieval split (queries, corpus, relevant documents)."""
@@ -152,14 +161,16 @@ def vocabulary_texts() -> list[str]:
         for query_words, passage_words in concepts
         for word in (*query_words, *passage_words)
     ]
-    return [*QUERY_TEMPLATES, *PASSAGE_TEMPLATES, *PASSAGE_EXTRAS, *DISTRACTOR_TEMPLATES, " ".join(words)]
+    # "an" replaces "a" before vowels, so it is in no template.
+    return [*QUERY_TEMPLATES, *PASSAGE_TEMPLATES, *PASSAGE_EXTRAS, *DISTRACTOR_TEMPLATES, " ".join(words), "an"]
 
 
 def _query(rng: random.Random, combination: tuple[int, int, int]) -> str:
     quality, thing, place = combination
-    return rng.choice(QUERY_TEMPLATES).format(
+    text = rng.choice(QUERY_TEMPLATES).format(
         q=rng.choice(QUALITIES[quality][0]), t=rng.choice(THINGS[thing][0]), p=rng.choice(PLACES[place][0])
     )
+    return _fix_articles(text)
 
 
 def _passage(rng: random.Random, combination: tuple[int, int, int]) -> str:
@@ -172,7 +183,7 @@ def _passage(rng: random.Random, combination: tuple[int, int, int]) -> str:
         text += rng.choice(DISTRACTOR_TEMPLATES).format(
             q=rng.choice(rng.choice(QUALITIES)[1]), t=rng.choice(rng.choice(THINGS)[1])
         )
-    return text
+    return _fix_articles(text)
 
 
 def make_demo_data(
