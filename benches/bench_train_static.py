@@ -82,13 +82,12 @@ class StepRecorder:
 
 def sparse_static_trainer(trainer_cls: type) -> type:
     """``trainer_cls`` choosing embedforge's sparse-gradient AdamW for StaticEmbedding models when it applies."""
-    from embedforge.optim import sparse_static_optimizer_cls_and_kwargs
+    from embedforge.optim import sparse_static_optimizer_cls
 
     class SparseStaticTrainer(trainer_cls):  # type: ignore[misc, valid-type]
-        def create_optimizer(self, model: Any = None) -> Any:
-            if self.optimizer is None and self.optimizer_cls_and_kwargs is None:
-                self.optimizer_cls_and_kwargs = sparse_static_optimizer_cls_and_kwargs(self.model, self.args)
-            return super().create_optimizer(model)
+        def get_optimizer_cls_and_kwargs(self, args: Any, model: Any = None) -> tuple[Any, dict[str, Any]]:
+            optimizer_cls, optimizer_kwargs = super().get_optimizer_cls_and_kwargs(args, model)
+            return sparse_static_optimizer_cls(self.model, args, optimizer_cls, optimizer_kwargs), optimizer_kwargs
 
     return SparseStaticTrainer
 

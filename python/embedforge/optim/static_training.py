@@ -1,11 +1,12 @@
-"""Pick the sparse-gradient optimizer for a model whose trainable weights are StaticEmbedding matrices.
+"""Pick the sparse-gradient optimizer for a model whose trainable weights include StaticEmbedding matrices.
 
-The trainer calls :func:`sparse_static_optimizer_cls_and_kwargs` before it builds its optimizer.
-When the Trainer would use ``torch.optim.AdamW`` (``optim="adamw_torch"`` or ``"adamw_torch_fused"``,
-the default) on a single process and the model has a StaticEmbedding, it switches the StaticEmbedding
-modules to row-sparse gradients and returns :class:`SparseGradientAdamW` with the very same keyword
-arguments. Parameter groups, weight decay, schedule, clipping and the update arithmetic stay as they
-were; what goes away is the vocabulary-sized dense gradient built, zero-filled and freed each step.
+The trainer hands its optimizer class to :func:`sparse_static_optimizer_cls` before building the
+optimizer. When that class is ``torch.optim.AdamW`` (``optim="adamw_torch"`` or the default
+``"adamw_torch_fused"``), training runs in one process on the CPU and the model has a trainable
+StaticEmbedding, the StaticEmbedding modules switch to row-sparse gradients and the class becomes
+:class:`SparseGradientAdamW`, with the same keyword arguments. Parameter groups, weight decay, the
+schedule, gradient clipping and the update arithmetic stay as they were; what goes away is the
+vocabulary-sized dense gradient that is built, zero-filled, summed and freed each step.
 """
 
 from __future__ import annotations
@@ -29,23 +30,22 @@ def static_embedding_modules(model: nn.Module) -> list[nn.Module]:
     ]
 
 
-def sparse_static_optimizer_cls_and_kwargs(model: nn.Module, args: Any) -> tuple[type, dict[str, Any]] | None:
-    """``(SparseGradientAdamW, kwargs)`` for ``Trainer.optimizer_cls_and_kwargs``, or None when it does not apply.
+def sparse_static_optimizer_cls(
+    model: nn.Module, args: Any, optimizer_cls: Any, optimizer_kwargs: dict[str, Any]
+) -> Any:
+    """``SparseGradientAdamW`` in place of ``torch.optim.AdamW`` for StaticEmbedding training, else ``optimizer_cls``.
 
-    Applies when ``args`` selects torch's AdamW, training runs in one process, and ``model`` has a
-    trainable StaticEmbedding; in that case those modules are switched to sparse row gradients.
+    When it swaps, it also switches ``model``'s StaticEmbedding modules to sparse row gradients
+    (which only this optimizer accepts), so call it only for the optimizer that will train ``model``.
     """
-    from transformers import Trainer
-
+    if optimizer_cls is not torch.optim.AdamW or optimizer_kwargs.get("amsgrad"):
+        return optimizer_cls
     statics = static_embedding_modules(model)
     if not statics or getattr(args, "world_size", 1) != 1:
-        return None
-    # Parameters spread over devices other than the CPU keep the stock path (only CPU is measured).
+        return optimizer_cls
+    # Only the CPU path is measured; other devices keep the dense gradient.
     if any(module.embedding.weight.device.type != "cpu" for module in statics):
-        return None
-    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
-    if optimizer_cls is not torch.optim.AdamW or optimizer_kwargs.get("amsgrad"):
-        return None
+        return optimizer_cls
     for module in statics:
         module.sparse_gradients = True
-    return SparseGradientAdamW, dict(optimizer_kwargs)
+    return SparseGradientAdamW
