@@ -558,3 +558,16 @@ def test_tokenizer_is_the_old_name_of_processing_class(tmp_path: Path) -> None:
             tokenizer=None,
         )
     assert trainer.processing_class is None
+
+
+def test_embed_distill_projection_is_trained(tmp_path: Path) -> None:
+    from embedforge.losses import EmbedDistillLoss
+
+    model = embedforge_static(static_weights())
+    teacher = np.random.default_rng(0).standard_normal((32, 12)).astype(np.float32)
+    data = Dataset.from_dict({"text": random_sentences(32, seed=3), "label": teacher.tolist()})
+    loss = EmbedDistillLoss(model, projection_dim=12)
+    assert loss.projection is not None
+    before = loss.projection.weight.detach().clone()
+    SentenceTransformerTrainer(model=model, args=make_args(tmp_path), train_dataset=data, loss=loss).train()
+    assert not torch.equal(before, loss.projection.weight.detach())
