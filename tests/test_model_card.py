@@ -423,3 +423,32 @@ def test_sequential_evaluator_adds_no_duplicate_table(tmp_path: Path) -> None:
     evaluation = section(body, "## Evaluation")
     assert "#### Semantic Similarity" in evaluation and "#### Triplet" in evaluation
     assert "Sequential" not in evaluation
+
+
+def test_router_model_is_a_retrieval_model_with_routed_statistics(tmp_path: Path) -> None:
+    from conftest import word_level_tokenizer
+    from embedforge.models import Router, StaticEmbedding
+
+    query = StaticEmbedding(word_level_tokenizer(), embedding_weights=static_weights(seed=1))
+    document = StaticEmbedding(word_level_tokenizer(), embedding_weights=static_weights(seed=2))
+    model = SentenceTransformer(modules=[Router.for_query_document([query], [document], default_route=None)])
+    card = model.model_card_data
+    assert card.ir_model is True
+    sentences = random_sentences(12, seed=13)
+    dataset = datasets.Dataset.from_dict({"question": sentences[:6], "answer": sentences[6:]})
+    info = card.compute_dataset_metrics(dataset, {}, None, router_mapping={"question": "query", "answer": "document"})
+    lengths = [whitespace_tokens(text) for text in sentences[:6]]
+    assert info["stats"]["question"]["data"]["max"] == f"{max(lengths)} tokens"
+    model.save(str(tmp_path / "model"))
+    _, body = read_card(tmp_path / "model")
+    usage = section(body, "### Direct Usage (embedforge)")
+    assert "model.encode_query(queries)" in usage and "model.encode_document(documents)" in usage
+    # One query against three documents, scored with the two routes' own embeddings.
+    texts = card.usage_examples
+    assert texts is not None and len(texts) == 4
+    queries = model.encode_query(texts[:1])
+    documents = model.encode_document(texts[1:])
+    unit_q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    unit_d = documents / np.linalg.norm(documents, axis=1, keepdims=True)
+    printed = [float(number) for number in re.findall(r"-?\d+\.\d{4}", usage.split("print(similarities)")[1])]
+    np.testing.assert_allclose(np.array(printed).reshape(1, 3), unit_q @ unit_d.T, atol=6e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -13,6 +14,8 @@ from typing import Any
 from torch import nn
 
 from embedforge.model_card.markdown import html_list, markdown_table
+
+logger = logging.getLogger(__name__)
 
 #: Statistics look at this many leading rows, as sentence-transformers does (enough for a feel, cheap on big sets).
 STATS_ROWS = 100
@@ -83,7 +86,12 @@ def _chunks(dataset: Any, column: str, rows: int) -> Iterator[list[Any]]:
 def _text_lengths(model: Any, texts: list[str], task: str | None) -> tuple[list[int], str]:
     """Token counts when the model's tokeniser can give them, else character counts."""
     if model is not None and hasattr(model, "preprocess"):
-        features = model.preprocess(texts, task=task) if task else model.preprocess(texts)
+        # Without a router mapping, columns count as documents (a Router needs some task to pick a route).
+        try:
+            features = model.preprocess(texts, task=task or "document")
+        except Exception as error:  # noqa: BLE001 - a statistic is not worth failing the trainer's set-up over
+            logger.warning("Model card: counting characters, the model could not tokenise %r: %s", texts[:1], error)
+            return [len(text) for text in texts], "characters"
         if "attention_mask" in features:
             return [int(count) for count in features["attention_mask"].sum(dim=1).tolist()], "tokens"
         if "offsets" in features and "input_ids" in features:
