@@ -127,3 +127,56 @@ def test_multi_dataset_run_with_loss_dict_matches_sentence_transformers(
         "sentence_transformers", tmp_path, data, make_loss, multi_dataset_batch_sampler=multi_dataset_batch_sampler
     )
     assert_same_run(ours, theirs)
+
+
+def test_bert_run_with_prompts_excluded_from_pooling_matches_sentence_transformers(
+    tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    """The transformer path: prompts, prompt_length for include_prompt=False pooling, dropout under the seed."""
+    data = Dataset.from_dict({"anchor": random_sentences(32, seed=1), "positive": random_sentences(32, seed=2)})
+    results = {}
+    for library in ("embedforge", "sentence_transformers"):
+        if library == "embedforge":
+            from embedforge.models import Pooling, Transformer
+
+            trainer_class, args_class, losses = (
+                embedforge.SentenceTransformerTrainer,
+                embedforge.SentenceTransformerTrainingArguments,
+                ef_losses,
+            )
+            model_class: Any = embedforge.SentenceTransformer
+        else:
+            from sentence_transformers import SentenceTransformer as StModel
+            from sentence_transformers.sentence_transformer.modules import Pooling, Transformer  # type: ignore[no-redef]
+
+            trainer_class, args_class, losses = st_library()
+            model_class = StModel
+        transformer = Transformer(str(tiny_bert_dir))
+        pooling = Pooling(transformer.get_embedding_dimension(), "mean", include_prompt=False)
+        model = model_class(modules=[transformer, pooling], device="cpu")
+        recorder = LossRecorder()
+        args = args_class(
+            output_dir=str(tmp_path / library),
+            per_device_train_batch_size=8,
+            num_train_epochs=1,
+            learning_rate=1e-3,
+            logging_steps=1,
+            seed=5,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+            disable_tqdm=True,
+            prompts={"anchor": "query: "},
+        )
+        trainer_class(
+            model=model,
+            args=args,
+            train_dataset=data,
+            loss=losses.MultipleNegativesRankingLoss(model),
+            callbacks=[recorder],
+        ).train()
+        results[library] = (recorder.losses, model.encode(["the time of the new one"], prompt="query: "))
+    ours, theirs = results["embedforge"], results["sentence_transformers"]
+    assert len(ours[0]) == len(theirs[0]) == 4
+    np.testing.assert_allclose(ours[0], theirs[0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ours[1], theirs[1], atol=1e-5, rtol=0)
