@@ -7,12 +7,15 @@ import logging
 import os
 import platform
 from importlib import metadata as importlib_metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from embedforge.model_card import dataset_stats
 from embedforge.model_card.markdown import join_names, markdown_table, round_value
+
+if TYPE_CHECKING:
+    from embedforge.model_card.data import SentenceTransformerModelCardData
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ FRAMEWORKS = (
 # -- YAML header -----------------------------------------------------------------------------------
 
 
-def card_metadata(data: Any) -> dict[str, Any]:
+def card_metadata(data: SentenceTransformerModelCardData) -> dict[str, Any]:
     """The YAML header fields, only those with a value, in the order the Hub documents them."""
     meta: dict[str, Any] = {}
     if data.language:
@@ -115,7 +118,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def model_index(data: Any, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def model_index(data: SentenceTransformerModelCardData, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Evaluation results in the Hub's ``model-index`` form (one result per evaluator and dataset)."""
     results = []
     for section in evaluations:
@@ -155,7 +158,7 @@ def _as_float(value: Any) -> float | None:
 # -- evaluation ------------------------------------------------------------------------------------
 
 
-def evaluation_sections(data: Any) -> list[dict[str, Any]]:
+def evaluation_sections(data: SentenceTransformerModelCardData) -> list[dict[str, Any]]:
     """One entry per evaluator kind: its description, class, config, and metrics per dataset name.
 
     Evaluators of the same class, configuration and metric keys on different datasets share one
@@ -236,7 +239,7 @@ def _evaluation_markdown(sections: list[dict[str, Any]]) -> list[str]:
 # -- training --------------------------------------------------------------------------------------
 
 
-def _training_logs_markdown(data: Any) -> list[str]:
+def _training_logs_markdown(data: SentenceTransformerModelCardData) -> list[str]:
     if not data.training_logs:
         return []
     keys: list[str] = []
@@ -299,7 +302,7 @@ def _dataset_markdown(entry: dict[str, Any], kind: str) -> list[str]:
     return lines
 
 
-def _training_markdown(data: Any) -> list[str]:
+def _training_markdown(data: SentenceTransformerModelCardData) -> list[str]:
     lines: list[str] = []
     for kind, title, entries in (
         ("training", "Training", data.train_datasets),
@@ -321,11 +324,12 @@ def _training_markdown(data: Any) -> list[str]:
         lines += ["", "</details>", ""]
     lines += _training_logs_markdown(data)
     durations = data.training_time()
-    if durations["training"] is not None:
-        lines += ["### Training Time", "", f"- **Training**: {format_duration(durations['training'])}"]
-        if durations["evaluation"] is not None:
-            lines.append(f"- **Evaluation**: {format_duration(durations['evaluation'])}")
-            lines.append(f"- **Total**: {format_duration(durations['total'])}")
+    training, evaluation, total = durations["training"], durations["evaluation"], durations["total"]
+    if training is not None:
+        lines += ["### Training Time", "", f"- **Training**: {format_duration(training)}"]
+        if evaluation is not None and total is not None:
+            lines.append(f"- **Evaluation**: {format_duration(evaluation)}")
+            lines.append(f"- **Total**: {format_duration(total)}")
         lines.append("")
     lines += ["### Framework Versions", ""]
     lines += [f"- {label}: {version}" for label, version in framework_versions().items()]
@@ -358,7 +362,7 @@ def framework_versions() -> dict[str, str]:
 # -- model and usage -------------------------------------------------------------------------------
 
 
-def _model_facts(data: Any) -> dict[str, Any]:
+def _model_facts(data: SentenceTransformerModelCardData) -> dict[str, Any]:
     model = data.model
     similarity = getattr(model, "similarity_fn_name", None) or "cosine"
     return {
@@ -369,7 +373,7 @@ def _model_facts(data: Any) -> dict[str, Any]:
     }
 
 
-def usage_snippet(data: Any, output_dim: Any) -> str:
+def usage_snippet(data: SentenceTransformerModelCardData, output_dim: Any) -> str:
     """Python code loading the model with embedforge and comparing a few texts."""
     model_path = data.model_id or PLACEHOLDER_MODEL_PATH
     examples = data.usage_examples or []
@@ -406,7 +410,7 @@ def usage_snippet(data: Any, output_dim: Any) -> str:
     return _code_block("\n".join(lines), "python")
 
 
-def _base_model_reference(data: Any) -> str:
+def _base_model_reference(data: SentenceTransformerModelCardData) -> str:
     """The base model's name, with the folder it was loaded from when that is a local path."""
     name = data.base_model_name()
     if data.base_model_hub_id() or name == data.base_model:
@@ -414,7 +418,7 @@ def _base_model_reference(data: Any) -> str:
     return f"{name} (`{data.base_model}`)"
 
 
-def _intro(data: Any, facts: dict[str, Any]) -> str:
+def _intro(data: SentenceTransformerModelCardData, facts: dict[str, Any]) -> str:
     named = [entry["name"] for entry in data.train_datasets if entry.get("name")]
     text = "This is a sentence-embedding model in the sentence-transformers format, "
     if data.base_model:
@@ -501,7 +505,7 @@ def generate_model_card(model: Any) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _citations_markdown(data: Any) -> list[str]:
+def _citations_markdown(data: SentenceTransformerModelCardData) -> list[str]:
     if not data.citations:
         return []
     lines = ["## Citation", "", "### BibTeX", ""]
