@@ -83,3 +83,6 @@ def test_optimizer_class_is_left_alone_when_it_does_not_apply() -> None:
     assert model[0].sparse_gradients is False
     assert sparse_static_optimizer_cls(model, args, torch.optim.AdamW, {}) is SparseGradientAdamW
     assert model[0].sparse_gradients is True
+    # Another optimizer later on the same model gets dense gradients again.
+    assert sparse_static_optimizer_cls(model, args, torch.optim.SGD, {}) is torch.optim.SGD
+    assert model[0].sparse_gradients is False

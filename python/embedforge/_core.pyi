@@ -13,7 +13,9 @@ __all__ = [
     "embed_static",
     "embedding_bag_mean",
     "get_num_threads",
+    "intern_text_columns",
     "length_order",
+    "no_duplicates_pass",
     "retrieval_metrics",
     "set_num_threads",
     "top_k",
@@ -142,3 +144,17 @@ def top_k(
     block_size: int = 4096,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Exact top-``k`` corpus rows per query: ``(indices int64 [q, k'], scores float32 [q, k'])``."""
+
+def intern_text_columns(
+    columns: Sequence[Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]]],
+    num_rows: int,
+) -> npt.NDArray[np.uint32]:
+    """Ids of every row's texts, ``uint32 [num_rows, len(columns)]``; equal texts get equal ids."""
+
+def no_duplicates_pass(
+    value_ids: npt.NDArray[np.uint32],
+    order: npt.NDArray[np.int64],
+    batch_size: int,
+    drop_last: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """One no-duplicates pass over ``order``: ``(rows int64, bounds int64)``."""

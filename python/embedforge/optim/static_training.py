@@ -35,17 +35,19 @@ def sparse_static_optimizer_cls(
 ) -> Any:
     """``SparseGradientAdamW`` in place of ``torch.optim.AdamW`` for StaticEmbedding training, else ``optimizer_cls``.
 
-    When it swaps, it also switches ``model``'s StaticEmbedding modules to sparse row gradients
-    (which only this optimizer accepts), so call it only for the optimizer that will train ``model``.
+    It also sets ``model``'s StaticEmbedding modules to sparse row gradients when it swaps (only this
+    optimizer accepts them) and back to dense ones when it does not, so call it for the optimizer that
+    will train ``model``.
     """
-    if optimizer_cls is not torch.optim.AdamW or optimizer_kwargs.get("amsgrad"):
-        return optimizer_cls
     statics = static_embedding_modules(model)
-    if not statics or getattr(args, "world_size", 1) != 1:
-        return optimizer_cls
-    # Only the CPU path is measured; other devices keep the dense gradient.
-    if any(module.embedding.weight.device.type != "cpu" for module in statics):
-        return optimizer_cls
+    applies = (
+        optimizer_cls is torch.optim.AdamW
+        and not optimizer_kwargs.get("amsgrad")
+        and getattr(args, "world_size", 1) == 1
+        # Only the CPU path is measured; other devices keep the dense gradient.
+        and all(module.embedding.weight.device.type == "cpu" for module in statics)
+    )
+    # Set both ways: a model trained sparse before must give dense gradients to any other optimizer.
     for module in statics:
-        module.sparse_gradients = True
-    return SparseGradientAdamW
+        module.sparse_gradients = applies
+    return SparseGradientAdamW if applies and statics else optimizer_cls

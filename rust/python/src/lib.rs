@@ -6,6 +6,7 @@
 mod convert;
 mod errors;
 mod metrics;
+mod sampler;
 mod search;
 mod static_model;
 mod threads;
@@ -31,6 +32,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(static_model::embed_static, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::retrieval_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(search::top_k, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler::intern_text_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(sampler::no_duplicates_pass, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
     Ok(())
