@@ -60,12 +60,14 @@ def community_detection(
     candidates: list[tuple[int, np.ndarray]] = []
     for start in tqdm(range(0, n, batch_size), desc="Finding clusters", disable=not show_progress_bar):
         batch = unit[start : start + batch_size]
-        _, kth = _core.top_k(batch, unit, min_community_size, "dot", _RUST_BLOCK)
-        centres = np.flatnonzero(kth[:, -1] >= cutoff)
+        # One search serves both questions: is the row a centre (its min_community_size-th best
+        # reaches the threshold; fetch is never smaller), and who are its members.
+        ids, scores = _core.top_k(batch, unit, fetch, "dot", _RUST_BLOCK)
+        centres = np.flatnonzero(scores[:, min_community_size - 1] >= cutoff)
         if len(centres) == 0:
             continue
         rows = batch[centres]
-        ids, scores = _core.top_k(rows, unit, fetch, "dot", _RUST_BLOCK)
+        ids, scores = ids[centres], scores[centres]
         communities: dict[int, np.ndarray] = {}
         pending = np.arange(len(centres))
         while True:
