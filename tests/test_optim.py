@@ -133,3 +133,24 @@ def test_sparse_mode_keeps_inference_outputs() -> None:
     before = model.encode(sentences, convert_to_tensor=True)
     model[0].sparse_gradients = True
     torch.testing.assert_close(model.encode(sentences, convert_to_tensor=True), before, rtol=0, atol=0)
+
+
+def test_closure_gradients_are_used_once() -> None:
+    start = torch.randn(10, 3, generator=torch.Generator().manual_seed(2))
+    ours, reference = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    optimizer = SparseGradientAdamW([ours], lr=0.1, weight_decay=0.01)
+    expected = torch.optim.AdamW([reference], lr=0.1, weight_decay=0.01)
+    for rows in ([1, 4], [4, 7], [0]):
+        index = torch.tensor(rows)
+
+        def sparse_closure(index: torch.Tensor = index) -> float:
+            values = 2 * ours.detach()[index]  # gradient of sum(p[rows] ** 2)
+            ours.grad = torch.sparse_coo_tensor(index.unsqueeze(0), values, ours.shape, check_invariants=True)
+            return float((ours.detach()[index] ** 2).sum())
+
+        def dense_closure(index: torch.Tensor = index) -> float:
+            reference.grad = torch.zeros_like(reference).index_copy_(0, index, 2 * reference.detach()[index])
+            return float((reference.detach()[index] ** 2).sum())
+
+        assert optimizer.step(sparse_closure) == pytest.approx(expected.step(dense_closure), rel=1e-6)
+        torch.testing.assert_close(ours.detach(), reference.detach(), rtol=0, atol=1e-6)

@@ -54,6 +54,11 @@ class SparseGradientAdamW(torch.optim.AdamW):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """One AdamW step; sparse gradients are applied as the dense gradient they stand for."""
+        loss = None
+        if closure is not None:
+            # Re-evaluate first (as torch's AdamW does), so the closure's backward never lands in the buffers.
+            with torch.enable_grad():
+                loss = closure()
         touched: list[tuple[Tensor, Tensor, Tensor]] = []
         for group in self.param_groups:
             for param in group["params"]:
@@ -62,7 +67,7 @@ class SparseGradientAdamW(torch.optim.AdamW):
                 if rows is not None:
                     touched.append((param, sparse, rows))
         try:
-            loss = super().step(closure)
+            super().step()
         finally:
             for param, sparse, rows in touched:
                 # Leave the buffer all-zero for the next step and give the parameter its own gradient back,
