@@ -16,9 +16,11 @@ __all__ = [
     "intern_text_columns",
     "length_order",
     "no_duplicates_pass",
+    "rescore_quantized",
     "retrieval_metrics",
     "set_num_threads",
     "top_k",
+    "top_k_quantized",
 ]
 
 __version__: str
@@ -144,6 +146,27 @@ def top_k(
     block_size: int = 4096,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Exact top-``k`` corpus rows per query: ``(indices int64 [q, k'], scores float32 [q, k'])``."""
+
+def top_k_quantized(
+    queries: npt.NDArray[np.int8] | npt.NDArray[np.uint8],
+    corpus: npt.NDArray[np.int8] | npt.NDArray[np.uint8],
+    k: int,
+    precision: str,
+    block_size: int = 4096,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Exact top-``k`` over quantised rows: ``(indices int64, scores int32)``; int8/uint8 by
+    integer dot product (highest first), binary/ubinary by Hamming distance (lowest first)."""
+
+def rescore_quantized(
+    queries: npt.NDArray[np.float32],
+    corpus: npt.NDArray[np.int8] | npt.NDArray[np.uint8],
+    precision: str,
+    candidates: npt.NDArray[np.int64],
+    k: int,
+    ranges: npt.NDArray[np.float32] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Re-ranks candidate rows by float queries against the dequantised corpus: ``(indices
+    int64, scores float64)``, best ``k`` per query."""
 
 def intern_text_columns(
     columns: Sequence[Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]]],

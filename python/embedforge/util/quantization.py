@@ -11,13 +11,17 @@ embedforge-quantized embeddings can be searched with sentence-transformers-quant
 - ``ubinary``: one bit per dimension (``value > 0``), packed 8 to a byte with ``np.packbits``.
 - ``binary``: the same bytes shifted by -128 into int8.
 
-The quantized search helpers (``semantic_search_faiss``/``semantic_search_usearch``) belong in
-this module too and reuse :func:`_get_quantization_ranges` and :func:`_dequantize_embeddings`.
+:func:`semantic_search_quantized` searches such a corpus exactly with embedforge's Rust engine
+(integer dot products for int8/uint8, popcount Hamming distance for binary/ubinary), with the
+arguments and rescoring semantics of sentence-transformers' ``semantic_search_faiss`` /
+``semantic_search_usearch`` but no index library: the corpus array is the index.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Literal
 
 import numpy as np
@@ -229,4 +233,151 @@ def _quantize_multi_vector(
     ]
 
 
-__all__ = ["PRECISIONS", "quantize_embeddings"]
+def _load_corpus(corpus_embeddings: object) -> np.ndarray:
+    """The corpus as a numpy array; a ``.npy`` path is opened as a read-only memory map."""
+    if isinstance(corpus_embeddings, (str, os.PathLike)):
+        return np.load(os.fspath(corpus_embeddings), mmap_mode="r")
+    if isinstance(corpus_embeddings, Tensor):
+        return _tensor_to_numpy(corpus_embeddings)
+    if isinstance(corpus_embeddings, np.ndarray):
+        return corpus_embeddings
+    raise InvalidArgumentError(
+        "corpus_embeddings must be a numpy array, a tensor or the path of a .npy file, "
+        f"got {type(corpus_embeddings).__name__}."
+    )
+
+
+# The numpy dtype each corpus precision is stored in (what quantize_embeddings returns).
+_STORAGE_DTYPES = {
+    "float32": np.float32,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "binary": np.int8,
+    "ubinary": np.uint8,
+}
+
+
+def semantic_search_quantized(
+    query_embeddings: np.ndarray | Tensor,
+    corpus_embeddings: np.ndarray | Tensor | str | os.PathLike[str],
+    corpus_precision: Precision = "float32",
+    top_k: int = 10,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+    rescore: bool = True,
+    rescore_multiplier: int = 2,
+    output_index: bool = False,
+) -> tuple[list[list[dict[str, int | float]]], float] | tuple[list[list[dict[str, int | float]]], float, np.ndarray]:
+    """Exact search of a (quantized) corpus with float or quantized queries, with optional rescoring.
+
+    The arguments mean what they mean in sentence-transformers' ``semantic_search_faiss`` /
+    ``semantic_search_usearch``; the search itself is exact and runs in embedforge's Rust engine.
+
+    Args:
+        query_embeddings: Float query embeddings (quantized here like the corpus, and kept for
+            rescoring), or queries already quantized to ``corpus_precision`` (no rescoring).
+        corpus_embeddings: The corpus as :func:`quantize_embeddings` returned it for
+            ``corpus_precision``, or the path of a ``.npy`` file holding it, which is memory-mapped
+            and streamed block by block (so it may be larger than RAM).
+        corpus_precision: "float32" (dot product), "int8"/"uint8" (integer dot product of the
+            bucket indices) or "binary"/"ubinary" (Hamming distance of the sign bits).
+        top_k: Results per query.
+        ranges: int8/uint8 only: the ``(2, dim)`` per-dimension minima and maxima the corpus was
+            quantized with; used to quantize the queries and to dequantize candidates for rescoring.
+        calibration_embeddings: int8/uint8 only: embeddings whose per-dimension min/max give the
+            ranges when ``ranges`` is None (else the queries' own ranges are used, which is fragile).
+        rescore: With float queries and a quantized corpus, fetch ``top_k * rescore_multiplier``
+            candidates and re-rank them by the float query's dot product with the dequantized
+            candidate (bucket lower edges for int8/uint8, 0/1 bits for binary).
+        rescore_multiplier: Oversampling factor for rescoring.
+        output_index: Also return the corpus array that was searched (the "index"; a memory map
+            when a path was given), to pass back as ``corpus_embeddings`` next time.
+
+    Returns:
+        ``(results, seconds)`` or ``(results, seconds, corpus)``: per query a list of
+        ``{"corpus_id", "score"}`` dicts, best first. Scores are float dot products (float32,
+        and after rescoring), integer dot products (int8/uint8, highest first) or Hamming distances
+        (binary/ubinary, lowest first); ties go to the lower corpus id. ``seconds`` times the
+        search and rescoring, not the query quantization.
+
+    Raises:
+        InvalidArgumentError: (a ``ValueError``) for an unknown precision, a corpus whose dtype
+            does not match it, mismatched widths, NaN queries, or a non-positive multiplier.
+    """
+    from .. import _core  # imported here so `embedforge.util` stays free of the extension
+
+    if not isinstance(corpus_precision, str) or corpus_precision not in PRECISIONS:
+        raise InvalidArgumentError(f"corpus_precision must be one of {list(PRECISIONS)}, got {corpus_precision!r}.")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+        raise InvalidArgumentError(f"top_k must be a non-negative integer, got {top_k!r}.")
+    if not isinstance(rescore_multiplier, int) or isinstance(rescore_multiplier, bool) or rescore_multiplier < 1:
+        raise InvalidArgumentError(f"rescore_multiplier must be a positive integer, got {rescore_multiplier!r}.")
+
+    corpus = _load_corpus(corpus_embeddings)
+    expected = _STORAGE_DTYPES[corpus_precision]
+    if corpus.ndim != 2:
+        raise InvalidArgumentError(f"corpus_embeddings must be 2-D, got shape {corpus.shape}.")
+    if corpus_precision == "float32" and corpus.dtype != np.float32 and np.issubdtype(corpus.dtype, np.floating):
+        corpus = corpus.astype(np.float32)
+    if corpus.dtype != expected:
+        raise InvalidArgumentError(
+            f"corpus_embeddings has dtype {corpus.dtype}, but corpus_precision={corpus_precision!r} is stored as "
+            f"{np.dtype(expected).name}: quantize the corpus with quantize_embeddings(..., precision="
+            f"{corpus_precision!r}) or pass the matching corpus_precision."
+        )
+
+    queries = (
+        _tensor_to_numpy(query_embeddings) if isinstance(query_embeddings, Tensor) else np.asarray(query_embeddings)
+    )
+    if queries.ndim == 1:
+        queries = queries[None, :]
+    rescore_queries: np.ndarray | None = None
+    k = top_k
+    if queries.dtype in (np.int8, np.uint8):
+        if rescore and corpus_precision != "float32":
+            logger.warning(
+                "Rescoring needs float query embeddings, but the queries are already quantized: "
+                "searching without rescoring. Pass float queries or rescore=False."
+            )
+    else:
+        queries = queries.astype(np.float32, copy=False)
+        if rescore:
+            if corpus_precision != "float32":
+                rescore_queries = queries
+                k = top_k * rescore_multiplier
+            else:
+                logger.warning(
+                    "Rescoring only applies to a quantized corpus; this corpus is float32, so the float search "
+                    "is already exact. Pass rescore=False to silence this warning."
+                )
+        if corpus_precision in ("int8", "uint8") and ranges is None:
+            ranges = _get_quantization_ranges(queries, corpus_precision, calibration_embeddings)
+        if corpus_precision != "float32":
+            queries = quantize_embeddings(queries, corpus_precision, ranges=ranges)  # type: ignore[assignment]
+
+    start = time.perf_counter()
+    if corpus_precision == "float32":
+        ids, scores = _core.top_k(np.ascontiguousarray(queries, dtype=np.float32), corpus, k, "dot")
+        values: np.ndarray = scores
+    else:
+        ids, int_scores = _core.top_k_quantized(queries, corpus, k, corpus_precision)
+        values = int_scores
+        if rescore_queries is not None:
+            float_ranges = None
+            if ranges is not None:
+                float_ranges = np.ascontiguousarray(
+                    np.broadcast_to(_as_ranges_array(ranges, corpus.shape[1]), (2, corpus.shape[1])), dtype=np.float32
+                )
+            ids, values = _core.rescore_quantized(rescore_queries, corpus, corpus_precision, ids, top_k, float_ranges)
+    seconds = time.perf_counter() - start
+
+    results: list[list[dict[str, int | float]]] = [
+        [{"corpus_id": int(i), "score": float(s)} for i, s in zip(id_row, score_row)]
+        for id_row, score_row in zip(ids.tolist(), values.tolist())
+    ]
+    if output_index:
+        return results, seconds, corpus
+    return results, seconds
+
+
+__all__ = ["PRECISIONS", "quantize_embeddings", "semantic_search_quantized"]

@@ -1,13 +1,18 @@
 """Retrieval helpers from ``sentence_transformers.util``: exact semantic search over embeddings.
 
-With one of the four built-in score functions the search runs in the Rust core (blocked,
-multi-threaded, GIL released, no ``[queries, corpus]`` score matrix); any other callable goes
-through a torch loop that scores chunk by chunk the way sentence-transformers does.
+With one of the four built-in score functions the search runs in the Rust core (a
+register-tiled SIMD kernel fused with per-query top-k selection, multi-threaded, GIL released,
+no ``[queries, corpus]`` score matrix); any other callable goes through a torch loop that scores
+chunk by chunk the way sentence-transformers does.
+
+The corpus may also be the path of a ``.npy`` file: it is memory-mapped and read block by block,
+so a float32 corpus larger than RAM can be searched.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -62,34 +67,63 @@ def _as_f32_matrix(tensor: Tensor) -> np.ndarray:
     return tensor.numpy()
 
 
+def _numpy_corpus(corpus_embeddings: object) -> np.ndarray | None:
+    """A float32 2-D numpy corpus the engine can read in place (a ``.npy`` path is memory-mapped)."""
+    if isinstance(corpus_embeddings, (str, os.PathLike)):
+        corpus = np.load(os.fspath(corpus_embeddings), mmap_mode="r")
+        if corpus.ndim != 2 or not np.issubdtype(corpus.dtype, np.floating):
+            raise InvalidArgumentError(
+                f"invalid value for `corpus_embeddings`: {os.fspath(corpus_embeddings)!r} holds a {corpus.dtype} array "
+                f"of shape {corpus.shape}, expected a 2-D float array"
+            )
+        # Other float dtypes are converted (which reads the whole file); float32 streams.
+        return corpus if corpus.dtype == np.float32 else corpus.astype(np.float32)
+    if (
+        isinstance(corpus_embeddings, np.ndarray)
+        and corpus_embeddings.dtype == np.float32
+        and corpus_embeddings.ndim == 2
+    ):
+        return corpus_embeddings
+    return None
+
+
 def semantic_search(
     query_embeddings: EmbeddingsLike,
-    corpus_embeddings: EmbeddingsLike,
+    corpus_embeddings: EmbeddingsLike | str | os.PathLike[str],
     query_chunk_size: int = 100,
     corpus_chunk_size: int = 500000,
     top_k: int = 10,
     score_function: Callable[[Tensor, Tensor], Tensor] = cos_sim,
 ) -> list[list[dict[str, int | float]]]:
-    """Exact top-k search: per query, a list of ``{"corpus_id", "score"}`` dicts, best first."""
+    """Exact top-k search: per query, a list of ``{"corpus_id", "score"}`` dicts, best first.
+
+    ``corpus_embeddings`` may also be the path of a ``.npy`` file (memory-mapped, streamed).
+    Ties go to the lower corpus id.
+    """
     _positive("query_chunk_size", query_chunk_size)
     _positive("corpus_chunk_size", corpus_chunk_size)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
         raise InvalidArgumentError(f"invalid value for `top_k`: got {top_k!r}, expected a non-negative integer")
 
+    score_name = _rust_score_name(score_function)
+    # A float32 numpy corpus (or memory map) goes to the engine as it is: no tensor, no copy.
+    corpus_array = _numpy_corpus(corpus_embeddings)
     queries = _convert_to_tensor(query_embeddings)
-    corpus = _convert_to_tensor(corpus_embeddings)
     if queries.dim() == 1:
         queries = queries.unsqueeze(0)
-
-    score_name = _rust_score_name(score_function)
-    if score_name is None or queries.is_sparse or corpus.is_sparse or corpus.dim() != 2 or queries.dim() != 2:
-        return _semantic_search_torch(queries, corpus, query_chunk_size, corpus_chunk_size, top_k, score_function)
-
     from .. import _core  # imported here so `embedforge.util` stays free of the extension
+
+    if corpus_array is not None and score_name is not None and not queries.is_sparse and queries.dim() == 2:
+        corpus_matrix = corpus_array
+    else:
+        corpus = _convert_to_tensor(corpus_array if corpus_array is not None else corpus_embeddings)  # type: ignore[arg-type]
+        if score_name is None or queries.is_sparse or corpus.is_sparse or corpus.dim() != 2 or queries.dim() != 2:
+            return _semantic_search_torch(queries, corpus, query_chunk_size, corpus_chunk_size, top_k, score_function)
+        corpus_matrix = _as_f32_matrix(corpus)
 
     ids, scores = _core.top_k(
         _as_f32_matrix(queries),
-        _as_f32_matrix(corpus),
+        corpus_matrix,
         top_k,
         score_name,
         min(corpus_chunk_size, _RUST_BLOCK),

@@ -24,7 +24,10 @@ pub use metrics::{retrieval_metrics, RetrievalCutoffs, RetrievalMetrics};
 pub use parallel::{is_forked, mark_forked, num_threads, set_num_threads, NUM_THREADS_ENV};
 pub use pooling::{embedding_bag_mean, l2_normalize, TokenId, NORMALIZE_EPS};
 pub use sampler::{intern_text_columns, no_duplicates_pass, Batches, TextChunk};
-pub use search::{top_k, ScoreFunction, TopK, DEFAULT_SEARCH_BLOCK};
+pub use search::{
+    rescore_quantized, top_k, top_k_quantized, Precision, QuantizedCorpus, QuantizedTopK,
+    ScoreFunction, TopK, DEFAULT_SEARCH_BLOCK,
+};
 pub use static_embedding::{
     embed_static, StaticModel, CONFIG_FILE, EMBEDDING_TENSORS, MODULES_FILE, TOKENIZER_FILE,
     WEIGHTS_FILE,

@@ -34,6 +34,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(search::top_k, m)?)?;
     m.add_function(wrap_pyfunction!(sampler::intern_text_columns, m)?)?;
     m.add_function(wrap_pyfunction!(sampler::no_duplicates_pass, m)?)?;
+    m.add_function(wrap_pyfunction!(search::top_k_quantized, m)?)?;
+    m.add_function(wrap_pyfunction!(search::rescore_quantized, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
     Ok(())

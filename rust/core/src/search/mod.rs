@@ -1,25 +1,34 @@
 //! Exact top-k search of query embeddings against a corpus of embeddings.
 //!
-//! The corpus is scanned in blocks of rows; each block is scored against a chunk of queries
-//! with one matrix multiply (or a direct distance loop for euclidean and manhattan), and every query keeps a bounded
-//! heap of its best candidates. Worker threads take contiguous runs of blocks, so memory
-//! stays at the inputs plus `O(threads * (block * query_chunk + queries * k))`.
+//! Cosine and dot product run through a register-tiled SIMD kernel ([`panel`]): the corpus
+//! is packed block by block into cache-sized panels (normalised on the fly for cosine) and
+//! every tile of scores goes straight into per-query collectors ([`select`]) whose moving
+//! threshold rejects almost every candidate with one comparison; no score matrix is ever
+//! written. Euclidean and Manhattan distances take a direct loop ([`distance`]). Threads
+//! take contiguous parts of the corpus (or of the queries, for small corpora), so memory
+//! stays at the inputs plus `O(threads * (block + queries * k))`, and the corpus may be a
+//! memory map larger than RAM: each row is read once, when its block is packed.
+//!
+//! Quantised corpora (int8, uint8, binary) are searched by [`quantized`].
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+mod distance;
+mod panel;
+mod quantized;
+mod scan;
+mod select;
+
 use std::str::FromStr;
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
+use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result};
-use crate::parallel;
+
+pub use quantized::{
+    rescore_quantized, top_k_quantized, Precision, QuantizedCorpus, QuantizedTopK,
+};
 
 /// Default number of corpus rows scored at a time.
 pub const DEFAULT_SEARCH_BLOCK: usize = 4096;
-
-/// Queries scored together against one corpus block; bounds the score buffer per thread.
-const QUERY_CHUNK: usize = 512;
 
 /// Same floor as `torch.nn.functional.normalize`, so all-zero rows score 0 instead of NaN.
 const NORM_EPS: f32 = 1e-12;
@@ -64,79 +73,13 @@ pub struct TopK {
     pub scores: Array2<f32>,
 }
 
-/// A scored corpus row; ordered so that "greater" means "ranks higher".
-#[derive(Clone, Copy, Debug)]
-struct Hit {
-    score: f32,
-    index: usize,
-}
-
-impl Ord for Hit {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Higher score first; on equal scores the lower corpus index wins, so results do
-        // not depend on block size or thread count.
-        self.score
-            .total_cmp(&other.score)
-            .then_with(|| other.index.cmp(&self.index))
-    }
-}
-
-impl PartialOrd for Hit {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Hit {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Hit {}
-
-/// The `k` best hits seen so far; the worst of them sits on top of the heap.
-struct Best {
-    k: usize,
-    heap: BinaryHeap<Reverse<Hit>>,
-}
-
-impl Best {
-    fn new(k: usize) -> Self {
-        Self {
-            k,
-            heap: BinaryHeap::with_capacity(k + 1),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, hit: Hit) {
-        if self.heap.len() < self.k {
-            self.heap.push(Reverse(hit));
-        } else if self.heap.peek().is_some_and(|worst| hit > worst.0) {
-            // Most candidates lose to the current worst; only winners pay for a sift.
-            if let Some(mut worst) = self.heap.peek_mut() {
-                *worst = Reverse(hit);
-            }
-        }
-    }
-
-    /// The hits, best first.
-    fn into_sorted(self) -> Vec<Hit> {
-        // Ascending order of Reverse<Hit> is descending order of Hit.
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|r| r.0)
-            .collect()
-    }
-}
-
-/// Exact top-`k` corpus rows for every query row, scanning the corpus `block_size` rows at a time.
+/// Exact top-`k` corpus rows for every query row, scanning the corpus at most `block_size`
+/// rows at a time (smaller blocks are used when that keeps a block in cache).
 ///
 /// Returns `min(k, corpus rows)` hits per query, best first, ties broken towards the lower
-/// corpus index. Errors name the argument when the widths differ, an input holds NaN, or
-/// `block_size` is 0.
+/// corpus index; scores do not depend on `block_size` or the thread count. Errors name the
+/// argument when the widths differ, an input holds NaN (corpus rows are checked as they are
+/// scanned), or `block_size` is 0.
 pub fn top_k(
     queries: ArrayView2<'_, f32>,
     corpus: ArrayView2<'_, f32>,
@@ -144,24 +87,11 @@ pub fn top_k(
     score: ScoreFunction,
     block_size: usize,
 ) -> Result<TopK> {
-    if block_size == 0 {
-        return Err(Error::invalid_argument(
-            "block_size",
-            0,
-            "a positive number of corpus rows",
-        ));
-    }
+    check_block_size(block_size)?;
     let (n_queries, dim) = queries.dim();
-    let (n_corpus, corpus_dim) = corpus.dim();
-    if dim != corpus_dim {
-        return Err(Error::invalid_argument(
-            "corpus",
-            format!("rows of width {corpus_dim}"),
-            format!("rows of width {dim}, the width of `queries`"),
-        ));
-    }
-    check_finite_or_inf(queries, "queries")?;
-    check_finite_or_inf(corpus, "corpus")?;
+    let n_corpus = corpus.nrows();
+    check_width("corpus", corpus.ncols(), dim)?;
+    check_rows(queries, 0, NanCheck::Queries)?;
 
     let k = k.min(n_corpus);
     if n_queries == 0 || k == 0 {
@@ -170,179 +100,98 @@ pub fn top_k(
             scores: Array2::zeros((n_queries, k)),
         });
     }
-
-    // Queries are prepared once: unit length for cosine, squared norms for euclidean.
-    let queries = match score {
-        ScoreFunction::Cosine => normalized(queries),
-        _ => queries.as_standard_layout().into_owned(),
+    let block_rows = scan::block_rows(block_size, dim * 4);
+    let hits = match score {
+        ScoreFunction::Cosine | ScoreFunction::Dot => {
+            let normalize = score == ScoreFunction::Cosine;
+            let mut packed_queries = Vec::new();
+            panel::pack_panels(n_queries, dim, panel::MR, &mut packed_queries, |r, out| {
+                copy_row(queries.row(r), normalize, out);
+            });
+            let kernel = scan::PanelScan {
+                isa: panel::Isa::detect(),
+                depth: dim,
+                packed_queries: &packed_queries,
+                block_rows,
+                pack_block: |rows: std::ops::Range<usize>, out: &mut Vec<f32>| {
+                    let block = corpus.slice(ndarray::s![rows.clone(), ..]);
+                    check_rows(block, rows.start, NanCheck::Corpus)?;
+                    panel::pack_panels(rows.len(), dim, panel::NR, out, |r, row| {
+                        copy_row(block.row(r), normalize, row);
+                    });
+                    Ok(())
+                },
+                tile: panel::tile_f32,
+            };
+            scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+                kernel.run(q, c, col)
+            })?
+        }
+        ScoreFunction::Euclidean | ScoreFunction::Manhattan => {
+            let queries = queries.as_standard_layout();
+            let manhattan = score == ScoreFunction::Manhattan;
+            scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+                distance::scan_distance(queries.view(), corpus, manhattan, block_rows, q, c, col)
+            })?
+        }
     };
-
-    let n_blocks = n_corpus.div_ceil(block_size);
-    let groups = parallel::num_threads().clamp(1, n_blocks);
-    let group_ranges: Vec<(usize, usize)> = (0..groups)
-        .map(|g| {
-            let start = n_blocks * g / groups;
-            let end = n_blocks * (g + 1) / groups;
-            (start * block_size, (end * block_size).min(n_corpus))
-        })
-        .collect();
-
-    let per_group: Vec<Vec<Best>> = parallel::try_map(&group_ranges, |&(start, end)| {
-        let mut best: Vec<Best> = (0..n_queries).map(|_| Best::new(k)).collect();
-        let mut buffer = Array2::<f32>::zeros((0, 0));
-        let mut block_start = start;
-        while block_start < end {
-            let block_end = (block_start + block_size).min(end);
-            let block = corpus.slice(s![block_start..block_end, ..]);
-            scan_block(
-                queries.view(),
-                block,
-                block_start,
-                score,
-                &mut buffer,
-                &mut best,
-            );
-            block_start = block_end;
-        }
-        Ok::<_, Error>(best)
-    })?;
-
-    let mut indices = Array2::<usize>::zeros((n_queries, k));
-    let mut scores = Array2::<f32>::zeros((n_queries, k));
-    let mut groups_iter = per_group.into_iter();
-    let mut merged: Vec<Best> = groups_iter.next().unwrap_or_default();
-    for group in groups_iter {
-        for (into, from) in merged.iter_mut().zip(group) {
-            for Reverse(hit) in from.heap {
-                into.push(hit);
-            }
-        }
-    }
-    for (q, best) in merged.into_iter().enumerate() {
-        for (j, hit) in best.into_sorted().into_iter().enumerate() {
-            indices[[q, j]] = hit.index;
-            scores[[q, j]] = hit.score;
-        }
-    }
+    let (indices, scores) = scan::to_arrays(&hits, k, |s| s);
     Ok(TopK { indices, scores })
 }
 
-/// Scores one corpus block against all queries (in chunks) and feeds every query's heap.
-fn scan_block(
-    queries: ArrayView2<'_, f32>,
-    block: ArrayView2<'_, f32>,
-    offset: usize,
-    score: ScoreFunction,
-    buffer: &mut Array2<f32>,
-    best: &mut [Best],
-) {
-    let rows = block.nrows();
-    // Cosine normalises the block once here and then reduces to a dot product.
-    let prepared = match score {
-        ScoreFunction::Cosine => CowArray::from(normalized(block)),
-        ScoreFunction::Dot => CowArray::from(block),
-        // The distance kernels walk rows as slices.
-        ScoreFunction::Euclidean | ScoreFunction::Manhattan => block.as_standard_layout(),
+/// Copies `row` into `out`, scaled to unit L2 length when `normalize` (all-zero rows stay zero).
+fn copy_row(row: ndarray::ArrayView1<'_, f32>, normalize: bool, out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(row.iter()) {
+        *o = x;
+    }
+    if normalize {
+        let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt().max(NORM_EPS);
+        out.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+fn check_block_size(block_size: usize) -> Result<()> {
+    if block_size == 0 {
+        return Err(Error::invalid_argument(
+            "block_size",
+            0,
+            "a positive number of corpus rows",
+        ));
+    }
+    Ok(())
+}
+
+/// Errors unless `name`'s rows are `expected` wide (the width of `queries`).
+fn check_width(name: &str, width: usize, expected: usize) -> Result<()> {
+    if width != expected {
+        return Err(Error::invalid_argument(
+            name,
+            format!("rows of width {width}"),
+            format!("rows of width {expected}, the width of `queries`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Which input a NaN check is about (for the error message).
+#[derive(Clone, Copy)]
+pub(crate) enum NanCheck {
+    Queries,
+    Corpus,
+}
+
+/// NaN would make the ranking meaningless, so it is rejected with the row named;
+/// `first` is the index of `m`'s first row in the whole input.
+pub(crate) fn check_rows(m: ArrayView2<'_, f32>, first: usize, what: NanCheck) -> Result<()> {
+    let name = match what {
+        NanCheck::Queries => "queries",
+        NanCheck::Corpus => "corpus",
     };
-    let block = prepared.view();
-
-    let mut q_start = 0;
-    while q_start < queries.nrows() {
-        let q_end = (q_start + QUERY_CHUNK).min(queries.nrows());
-        let chunk = queries.slice(s![q_start..q_end, ..]);
-        if buffer.dim() != (q_end - q_start, rows) {
-            *buffer = Array2::zeros((q_end - q_start, rows));
-        }
-        match score {
-            ScoreFunction::Cosine | ScoreFunction::Dot => {
-                general_mat_mul(1.0, &chunk, &block.t(), 0.0, buffer);
-            }
-            ScoreFunction::Euclidean | ScoreFunction::Manhattan => {
-                // Distances are summed from differences, not expanded as |q|^2 + |c|^2 - 2q.c:
-                // the expansion cancels catastrophically for near-identical rows (a row
-                // against itself would score about -1e-3 instead of 0).
-                let l1 = score == ScoreFunction::Manhattan;
-                for (query, mut out) in chunk.rows().into_iter().zip(buffer.rows_mut()) {
-                    let query = query.as_slice().expect("queries are in standard layout");
-                    for (row, o) in block.rows().into_iter().zip(out.iter_mut()) {
-                        let row = row.as_slice().expect("blocks are in standard layout");
-                        *o = if l1 {
-                            -l1_distance(query, row)
-                        } else {
-                            -l2_squared(query, row).sqrt()
-                        };
-                    }
-                }
-            }
-        }
-        for (q, row) in buffer.axis_iter(Axis(0)).enumerate() {
-            let heap = &mut best[q_start + q];
-            for (j, &s) in row.iter().enumerate() {
-                heap.push(Hit {
-                    score: s,
-                    index: offset + j,
-                });
-            }
-        }
-        q_start = q_end;
-    }
-}
-
-/// Lanes summed independently so the compiler can vectorise the reductions.
-const LANES: usize = 8;
-
-fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-fn l1_distance(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y).abs())
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc[i] += (x[i] - y[i]).abs();
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// A copy of `m` with every row scaled to unit L2 length (all-zero rows stay zero).
-fn normalized(m: ArrayView2<'_, f32>) -> Array2<f32> {
-    let mut out = m.to_owned();
-    for mut row in out.rows_mut() {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(NORM_EPS);
-        row.mapv_inplace(|x| x / norm);
-    }
-    out
-}
-
-/// NaN would make the ranking meaningless, so it is rejected up front with the row named.
-fn check_finite_or_inf(m: ArrayView2<'_, f32>, name: &str) -> Result<()> {
     for (i, row) in m.rows().into_iter().enumerate() {
         if row.iter().any(|x| x.is_nan()) {
             return Err(Error::invalid_argument(
                 name,
-                format!("NaN in row {i}"),
+                format!("NaN in row {}", first + i),
                 "embeddings without NaN",
             ));
         }

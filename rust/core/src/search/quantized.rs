@@ -1,0 +1,422 @@
+//! Exact search over quantised embeddings, and float rescoring of its candidates.
+//!
+//! The inputs are what `quantize_embeddings` produces:
+//! - `int8` / `uint8`: one byte per dimension; scored by their exact integer dot product,
+//!   computed with the panel kernel on `i16` pairs ([`super::panel`]).
+//! - `binary` (int8, each packed byte minus 128) / `ubinary` (uint8 packed bits): scored by
+//!   Hamming distance with `popcnt`. The -128 offset flips the top bit of every byte on both
+//!   sides, so XOR-ing the raw bytes gives the same distance for both precisions.
+//!
+//! [`rescore_quantized`] re-ranks a candidate list with float queries against the
+//! dequantised corpus rows (bucket lower edges for int8/uint8, 0/1 bits for binary), in f64.
+
+use std::ops::Range;
+use std::str::FromStr;
+
+use ndarray::{Array2, ArrayView2};
+
+use super::panel::{self, Isa, MR, NR};
+use super::scan::{self, offer_row, PanelScan};
+use super::select::{Collector, Hit};
+use super::{check_block_size, check_width};
+use crate::error::{Error, Result};
+use crate::parallel;
+
+/// A quantisation precision of `quantize_embeddings`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Signed bytes, 256 buckets per dimension shifted by -128.
+    Int8,
+    /// Unsigned bytes, 256 buckets per dimension.
+    Uint8,
+    /// Packed sign bits as signed bytes (each packed byte minus 128).
+    Binary,
+    /// Packed sign bits as unsigned bytes.
+    Ubinary,
+}
+
+impl Precision {
+    /// Whether the rows are packed bits (scored by Hamming distance).
+    pub fn is_binary(self) -> bool {
+        matches!(self, Self::Binary | Self::Ubinary)
+    }
+
+    fn signed(self) -> bool {
+        matches!(self, Self::Int8 | Self::Binary)
+    }
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "int8" => Ok(Self::Int8),
+            "uint8" => Ok(Self::Uint8),
+            "binary" => Ok(Self::Binary),
+            "ubinary" => Ok(Self::Ubinary),
+            other => Err(Error::invalid_argument(
+                "precision",
+                format!("{other:?}"),
+                "one of \"int8\", \"uint8\", \"binary\", \"ubinary\"",
+            )),
+        }
+    }
+}
+
+/// A matrix of quantised rows: signed or unsigned bytes.
+#[derive(Clone, Copy, Debug)]
+pub enum QuantizedCorpus<'a> {
+    /// `int8` or `binary` rows.
+    I8(ArrayView2<'a, i8>),
+    /// `uint8` or `ubinary` rows.
+    U8(ArrayView2<'a, u8>),
+}
+
+impl QuantizedCorpus<'_> {
+    fn dim(&self) -> (usize, usize) {
+        match self {
+            Self::I8(m) => m.dim(),
+            Self::U8(m) => m.dim(),
+        }
+    }
+
+    fn is_signed(&self) -> bool {
+        matches!(self, Self::I8(_))
+    }
+
+    /// Row `r`'s bytes as `i16` values (int8 and uint8 alike).
+    #[inline]
+    fn value(&self, r: usize, c: usize) -> i16 {
+        match self {
+            Self::I8(m) => i16::from(m[[r, c]]),
+            Self::U8(m) => i16::from(m[[r, c]]),
+        }
+    }
+
+    /// Row `r`'s raw byte `c` (the bit pattern, for binary precisions).
+    #[inline]
+    fn byte(&self, r: usize, c: usize) -> u8 {
+        match self {
+            Self::I8(m) => m[[r, c]] as u8,
+            Self::U8(m) => m[[r, c]],
+        }
+    }
+
+    fn check_precision(&self, name: &str, precision: Precision) -> Result<()> {
+        if self.is_signed() != precision.signed() {
+            let (got, want) = if self.is_signed() {
+                ("int8", "uint8")
+            } else {
+                ("uint8", "int8")
+            };
+            return Err(Error::invalid_argument(
+                name,
+                format!("an array of dtype {got}"),
+                format!("dtype {want} for precision {precision:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The result of [`top_k_quantized`]: row `i` holds query `i`'s best corpus rows, best first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedTopK {
+    /// Corpus row indices, shape `[queries, min(k, corpus rows)]`.
+    pub indices: Array2<usize>,
+    /// Integer dot products (int8/uint8; higher is better) or Hamming distances
+    /// (binary/ubinary; lower is better), same shape.
+    pub scores: Array2<i32>,
+}
+
+/// Exact top-`k` corpus rows per query over quantised rows of the same `precision`.
+///
+/// int8/uint8 rank by integer dot product (highest first), binary/ubinary by Hamming
+/// distance (lowest first); ties go to the lower corpus index. Errors name the argument
+/// on dtype/precision or width mismatches, `block_size` 0, or widths so large that an int8
+/// dot product could overflow `i32`.
+pub fn top_k_quantized(
+    queries: QuantizedCorpus<'_>,
+    corpus: QuantizedCorpus<'_>,
+    precision: Precision,
+    k: usize,
+    block_size: usize,
+) -> Result<QuantizedTopK> {
+    check_block_size(block_size)?;
+    queries.check_precision("queries", precision)?;
+    corpus.check_precision("corpus", precision)?;
+    let (n_queries, width) = queries.dim();
+    let n_corpus = corpus.dim().0;
+    check_width("corpus", corpus.dim().1, width)?;
+    // |value| <= 255 (uint8) or 128 (int8): the largest possible dot product must fit in i32.
+    let max_product: usize = if precision == Precision::Uint8 {
+        255 * 255
+    } else {
+        128 * 128
+    };
+    if !precision.is_binary() && width > i32::MAX as usize / max_product {
+        return Err(Error::invalid_argument(
+            "queries",
+            format!("rows of width {width}"),
+            format!(
+                "at most {} {precision:?} dimensions (larger dot products overflow i32)",
+                i32::MAX as usize / max_product
+            ),
+        ));
+    }
+
+    let k = k.min(n_corpus);
+    if n_queries == 0 || k == 0 {
+        return Ok(QuantizedTopK {
+            indices: Array2::zeros((n_queries, k)),
+            scores: Array2::zeros((n_queries, k)),
+        });
+    }
+    if precision.is_binary() {
+        let words = width.div_ceil(8);
+        let query_words = pack_bits(&queries, 0..n_queries, words);
+        let block_rows = scan::block_rows(block_size, words * 8);
+        let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+            scan_hamming(&query_words, words, &corpus, block_rows, q, c, col);
+            Ok(())
+        })?;
+        // Ranked by negated distance so that "greater is better" holds; reported as distances.
+        let (indices, scores) = scan::to_arrays(&hits, k, |s: i32| -s);
+        return Ok(QuantizedTopK { indices, scores });
+    }
+
+    let depth = width.div_ceil(2);
+    let mut packed_queries = Vec::new();
+    panel::pack_panels(n_queries, depth, MR, &mut packed_queries, |r, out| {
+        pair_row(&queries, r, width, out);
+    });
+    let block_rows = scan::block_rows(block_size, depth * 4);
+    let kernel = PanelScan {
+        isa: Isa::detect(),
+        depth,
+        packed_queries: &packed_queries,
+        block_rows,
+        pack_block: |rows: Range<usize>, out: &mut Vec<u32>| {
+            panel::pack_panels(rows.len(), depth, NR, out, |r, row| {
+                pair_row(&corpus, rows.start + r, width, row);
+            });
+            Ok(())
+        },
+        tile: panel::tile_i16_pairs,
+    };
+    let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+        kernel.run(q, c, col)
+    })?;
+    let (indices, scores) = scan::to_arrays(&hits, k, |s: i32| s);
+    Ok(QuantizedTopK { indices, scores })
+}
+
+/// Row `r` as `i16` pairs (a zero pads an odd width).
+fn pair_row(m: &QuantizedCorpus<'_>, r: usize, width: usize, out: &mut [u32]) {
+    for (p, word) in out.iter_mut().enumerate() {
+        let lo = m.value(r, 2 * p);
+        let hi = if 2 * p + 1 < width {
+            m.value(r, 2 * p + 1)
+        } else {
+            0
+        };
+        *word = panel::pack_pair(lo, hi);
+    }
+}
+
+/// Rows `rows` as little-endian `u64` words, `words` per row (zero-padded).
+fn pack_bits(m: &QuantizedCorpus<'_>, rows: Range<usize>, words: usize) -> Vec<u64> {
+    let width = m.dim().1;
+    let mut out = vec![0u64; rows.len() * words];
+    for (i, r) in rows.enumerate() {
+        for c in 0..width {
+            out[i * words + c / 8] |= u64::from(m.byte(r, c)) << (8 * (c % 8));
+        }
+    }
+    out
+}
+
+fn scan_hamming(
+    query_words: &[u64],
+    words: usize,
+    corpus: &QuantizedCorpus<'_>,
+    block_rows: usize,
+    q_range: Range<usize>,
+    c_range: Range<usize>,
+    collectors: &mut [Collector<i32>],
+) {
+    let has_popcnt = {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("popcnt")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    };
+    let mut scores = Vec::with_capacity(block_rows);
+    let mut start = c_range.start;
+    while start < c_range.end {
+        let end = (start + block_rows).min(c_range.end);
+        let block = pack_bits(corpus, start..end, words);
+        for (q, collector) in q_range.clone().zip(collectors.iter_mut()) {
+            let query = &query_words[q * words..(q + 1) * words];
+            scores.clear();
+            scores.resize(end - start, 0);
+            if has_popcnt {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: popcnt support was detected at runtime just above.
+                unsafe {
+                    negated_distances_popcnt(query, &block, &mut scores)
+                };
+            } else {
+                negated_distances(query, &block, &mut scores);
+            }
+            offer_row(collector, &scores, start);
+        }
+        start = end;
+    }
+}
+
+/// `out[r] = -hamming(query, row r of block)`.
+#[inline(always)]
+fn negated_distances(query: &[u64], block: &[u64], out: &mut [i32]) {
+    for (o, row) in out.iter_mut().zip(block.chunks_exact(query.len())) {
+        let d: u32 = query
+            .iter()
+            .zip(row)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        *o = -(d as i32);
+    }
+}
+
+/// [`negated_distances`] compiled with the `popcnt` instruction.
+///
+/// # Safety
+/// The CPU must support `popcnt`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn negated_distances_popcnt(query: &[u64], block: &[u64], out: &mut [i32]) {
+    negated_distances(query, block, out);
+}
+
+/// Re-ranks `candidates` (corpus rows per query) by float `queries` against the dequantised
+/// corpus rows, keeping the best `k` per query: `(indices, scores)` with f64 scores.
+///
+/// int8/uint8 rows map back to their bucket's lower edge, `min + (value [+128]) * step` with
+/// `step = (max - min) / 255` (1 for a constant dimension) from `ranges` (shape `(2, dim)`);
+/// binary rows map to their 0/1 bits. Ties go to the lower corpus index.
+pub fn rescore_quantized(
+    queries: ArrayView2<'_, f32>,
+    corpus: QuantizedCorpus<'_>,
+    precision: Precision,
+    ranges: Option<ArrayView2<'_, f32>>,
+    candidates: ArrayView2<'_, usize>,
+    k: usize,
+) -> Result<(Array2<usize>, Array2<f64>)> {
+    corpus.check_precision("corpus", precision)?;
+    let (n_queries, dim) = queries.dim();
+    let (n_corpus, width) = corpus.dim();
+    if candidates.nrows() != n_queries {
+        return Err(Error::invalid_argument(
+            "candidates",
+            format!("{} rows", candidates.nrows()),
+            format!("one row per query ({n_queries})"),
+        ));
+    }
+    if let Some(bad) = candidates.iter().find(|&&c| c >= n_corpus) {
+        return Err(Error::invalid_argument(
+            "candidates",
+            format!("corpus row {bad}"),
+            format!("rows below {n_corpus}, the corpus length"),
+        ));
+    }
+    super::check_rows(queries, 0, super::NanCheck::Queries)?;
+    let lookup: Vec<[f64; 2]> = if precision.is_binary() {
+        if width != dim.div_ceil(8) {
+            return Err(Error::invalid_argument(
+                "corpus",
+                format!("rows of {width} bytes"),
+                format!(
+                    "{} bytes, the packed width of {dim}-dimensional queries",
+                    dim.div_ceil(8)
+                ),
+            ));
+        }
+        Vec::new()
+    } else {
+        check_width("corpus", width, dim)?;
+        let Some(ranges) = ranges else {
+            return Err(Error::invalid_argument(
+                "ranges",
+                "None",
+                format!("a (2, {dim}) array of per-dimension minima and maxima"),
+            ));
+        };
+        if ranges.dim() != (2, dim) {
+            return Err(Error::invalid_argument(
+                "ranges",
+                format!("shape {:?}", ranges.dim()),
+                format!("shape (2, {dim})"),
+            ));
+        }
+        // The step is computed in f32 like `quantize_embeddings`, then widened.
+        (0..dim)
+            .map(|j| {
+                let step = (ranges[[1, j]] - ranges[[0, j]]) / 255.0;
+                let step = if step == 0.0 { 1.0 } else { step };
+                [f64::from(ranges[[0, j]]), f64::from(step)]
+            })
+            .collect()
+    };
+    let offset = if precision == Precision::Int8 {
+        128.0
+    } else {
+        0.0
+    };
+    let k = k.min(candidates.ncols());
+
+    let rows: Vec<usize> = (0..n_queries).collect();
+    let ranked: Vec<Vec<Hit<f64>>> = parallel::try_map(&rows, |&q| {
+        let query = queries.row(q);
+        let mut collector = (k > 0).then(|| Collector::new(k));
+        for &c in candidates.row(q) {
+            let score: f64 = if precision.is_binary() {
+                (0..dim)
+                    .filter(|&j| {
+                        (corpus.byte(c, j / 8) ^ binary_flip(precision)) & (0x80 >> (j % 8)) != 0
+                    })
+                    .map(|j| f64::from(query[j]))
+                    .sum()
+            } else {
+                (0..dim)
+                    .map(|j| {
+                        let [min, step] = lookup[j];
+                        let value = (f64::from(corpus.value(c, j)) + offset) * step + min;
+                        f64::from(query[j]) * value
+                    })
+                    .sum()
+            };
+            if let Some(col) = collector.as_mut() {
+                // The same row may be listed twice only if the caller did so; keep both.
+                col.offer(score, c);
+            }
+        }
+        Ok::<_, Error>(collector.map_or_else(Vec::new, Collector::into_sorted))
+    })?;
+    let (indices, scores) = scan::to_arrays(&ranked, k, |s| s);
+    Ok((indices, scores))
+}
+
+/// The byte mask that turns a stored byte back into `np.packbits` output.
+#[inline]
+fn binary_flip(precision: Precision) -> u8 {
+    if precision == Precision::Binary {
+        0x80
+    } else {
+        0
+    }
+}

@@ -1,0 +1,179 @@
+//! The search driver shared by every score kind: split the work over threads, scan corpus
+//! blocks into per-query collectors, merge the collectors.
+
+use std::cmp::Ordering;
+use std::ops::Range;
+
+use ndarray::Array2;
+
+use super::panel::{Isa, MR, NR};
+use super::select::{Collector, Hit, Score};
+use crate::error::Result;
+use crate::parallel;
+
+/// Bytes of packed corpus block a thread keeps hot; half of a typical 1 MiB L2.
+const BLOCK_BYTES: usize = 512 * 1024;
+
+/// Corpus rows per block for rows of `row_bytes` bytes, at most `requested`, a multiple of [`NR`]
+/// when possible.
+pub(crate) fn block_rows(requested: usize, row_bytes: usize) -> usize {
+    let fit = (BLOCK_BYTES / row_bytes.max(1)).max(NR) / NR * NR;
+    requested.min(fit).max(1)
+}
+
+/// `scan(queries, corpus_rows, collectors)` over a grid of work items covering all pairs, in
+/// parallel, merged into the best `k` hits per query (best first).
+///
+/// The corpus is split across threads when it is large enough (each part then keeps its own
+/// collectors), else the queries are (in multiples of [`MR`], so packed query panels are never
+/// split).
+pub(crate) fn search_parallel<S: Score>(
+    n_queries: usize,
+    n_corpus: usize,
+    k: usize,
+    grain: usize,
+    scan: impl Fn(Range<usize>, Range<usize>, &mut [Collector<S>]) -> Result<()> + Sync + Send,
+) -> Result<Vec<Vec<Hit<S>>>> {
+    let threads = parallel::num_threads().max(1);
+    let grain = grain.max(1);
+    let corpus_units = n_corpus.div_ceil(grain);
+    let items: Vec<(Range<usize>, Range<usize>)> = if corpus_units >= 2 * threads {
+        // A few more parts than threads, so a thread slowed down by other load does not hold
+        // everyone up; each extra part costs one more set of collectors to merge.
+        let parts = (threads * 4).min(corpus_units / 2).max(threads);
+        split(corpus_units, parts)
+            .into_iter()
+            .map(|r| (0..n_queries, r.start * grain..(r.end * grain).min(n_corpus)))
+            .collect()
+    } else {
+        let panels = n_queries.div_ceil(MR);
+        split(panels, threads.min(panels).max(1))
+            .into_iter()
+            .map(|r| (r.start * MR..(r.end * MR).min(n_queries), 0..n_corpus))
+            .collect()
+    };
+
+    let parts = parallel::try_map(&items, |(queries, corpus)| {
+        let mut collectors: Vec<Collector<S>> =
+            queries.clone().map(|_| Collector::new(k)).collect();
+        scan(queries.clone(), corpus.clone(), &mut collectors)?;
+        Ok((queries.start, collectors))
+    })?;
+
+    let mut merged: Vec<Option<Collector<S>>> = (0..n_queries).map(|_| None).collect();
+    for (start, collectors) in parts {
+        for (slot, collector) in merged[start..].iter_mut().zip(collectors) {
+            match slot {
+                Some(into) => into.merge(collector),
+                None => *slot = Some(collector),
+            }
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|c| c.map_or_else(Vec::new, Collector::into_sorted))
+        .collect())
+}
+
+/// `0..n` cut into `parts` contiguous, nearly equal ranges.
+fn split(n: usize, parts: usize) -> Vec<Range<usize>> {
+    (0..parts)
+        .map(|p| n * p / parts..n * (p + 1) / parts)
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Hits per query (each exactly `k` long) as `(indices, scores)` arrays, scores mapped by `f`.
+pub(crate) fn to_arrays<S: Copy, T: Clone + Default>(
+    hits: &[Vec<Hit<S>>],
+    k: usize,
+    f: impl Fn(S) -> T,
+) -> (Array2<usize>, Array2<T>) {
+    let mut indices = Array2::<usize>::zeros((hits.len(), k));
+    let mut scores = Array2::<T>::default((hits.len(), k));
+    for (q, row) in hits.iter().enumerate() {
+        for (j, hit) in row.iter().enumerate().take(k) {
+            indices[[q, j]] = hit.index;
+            scores[[q, j]] = f(hit.score);
+        }
+    }
+    (indices, scores)
+}
+
+/// A packed-panel scan: how to pack a corpus block and multiply panels into a tile.
+pub(crate) struct PanelScan<'a, W, S, P> {
+    /// The micro-kernel implementation.
+    pub isa: Isa,
+    /// Words per row.
+    pub depth: usize,
+    /// All queries, packed in panels of [`MR`] rows.
+    pub packed_queries: &'a [W],
+    /// Corpus rows per block.
+    pub block_rows: usize,
+    /// Packs corpus rows `range` into panels of [`NR`] rows.
+    pub pack_block: P,
+    /// The micro-kernel.
+    pub tile: fn(Isa, usize, &[W], &[W], &mut [S; MR * NR]),
+}
+
+impl<W, S, P> PanelScan<'_, W, S, P>
+where
+    W: Copy + Default,
+    S: Score + Default,
+    P: Fn(Range<usize>, &mut Vec<W>) -> Result<()>,
+{
+    /// Scores queries `queries` (starting on a panel boundary) against corpus rows `corpus`.
+    pub fn run(
+        &self,
+        queries: Range<usize>,
+        corpus: Range<usize>,
+        collectors: &mut [Collector<S>],
+    ) -> Result<()> {
+        debug_assert_eq!(queries.start % MR, 0);
+        let depth = self.depth;
+        let mut packed = Vec::new();
+        let mut tile = [S::default(); MR * NR];
+        let mut block_start = corpus.start;
+        while block_start < corpus.end {
+            let block_end = (block_start + self.block_rows).min(corpus.end);
+            (self.pack_block)(block_start..block_end, &mut packed)?;
+            let rows = block_end - block_start;
+            let corpus_panels = rows.div_ceil(NR);
+            for q0 in queries.clone().step_by(MR) {
+                let a = &self.packed_queries[q0 * depth..(q0 + MR) * depth];
+                let valid_i = MR.min(queries.end - q0);
+                let row_collectors = &mut collectors[q0 - queries.start..][..valid_i];
+                for cp in 0..corpus_panels {
+                    let b = &packed[cp * depth * NR..(cp + 1) * depth * NR];
+                    (self.tile)(self.isa, depth, a, b, &mut tile);
+                    let first = block_start + cp * NR;
+                    let valid_j = NR.min(rows - cp * NR);
+                    for (i, collector) in row_collectors.iter_mut().enumerate() {
+                        offer_row(collector, &tile[i * NR..i * NR + valid_j], first);
+                    }
+                }
+            }
+            block_start = block_end;
+        }
+        Ok(())
+    }
+}
+
+/// Offers one tile row, skipping everything below the collector's gate with one comparison.
+#[inline]
+pub(crate) fn offer_row<S: Score>(collector: &mut Collector<S>, scores: &[S], first: usize) {
+    match collector.gate() {
+        Some(gate) => {
+            for (j, s) in scores.iter().enumerate() {
+                if s.total_cmp(&gate) != Ordering::Less {
+                    collector.offer(*s, first + j);
+                }
+            }
+        }
+        None => {
+            for (j, s) in scores.iter().enumerate() {
+                collector.offer(*s, first + j);
+            }
+        }
+    }
+}
