@@ -480,3 +480,25 @@ def test_mine_hard_negatives_rejects_empty_and_single_column() -> None:
         mine_hard_negatives(Dataset.from_dict({"query": [], "answer": []}), model)
     with pytest.raises(InvalidArgumentError, match="at least two"):
         mine_hard_negatives(Dataset.from_dict({"query": ["query 0"]}), model)
+
+
+def test_mine_hard_negatives_without_pool_support_and_numpy_scorer(caplog: pytest.LogCaptureFixture) -> None:
+    from datasets import Dataset
+
+    from embedforge.util import mine_hard_negatives, pairwise_cos_sim
+
+    rows, _, table = mining_data()
+    dataset = Dataset.from_dict(rows)
+    model = VectorModel(table, cos_sim, pairwise_cos_sim)
+    expected = mine_hard_negatives(dataset, model, cross_encoder=FakeCrossEncoder(table), max_score=0.8, verbose=False)
+
+    class NumpyScorer(FakeCrossEncoder):
+        def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32, **_: Any) -> Any:
+            return super().predict(pairs, batch_size, convert_to_tensor=True).tolist()  # a plain list
+
+    with caplog.at_level("WARNING"):
+        out = mine_hard_negatives(
+            dataset, model, cross_encoder=NumpyScorer(table), max_score=0.8, use_multi_process=True, verbose=False
+        )
+    assert "use_multi_process" in caplog.text  # the model cannot start a pool: said, then encoded here
+    assert out.to_dict() == expected.to_dict()
