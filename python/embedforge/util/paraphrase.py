@@ -179,7 +179,9 @@ def _collect_pairs(
                 break
             taken += 1
             if score <= floor:
-                continue
+                # A row's neighbours come best first and the floor only rises, so the rest of
+                # this row would be skipped too (sentence-transformers checks each of them).
+                break
             pair = (i, j) if i < j else (j, i)
             if pair in queued:
                 continue
