@@ -240,6 +240,16 @@ def test_similarity_evaluator_from_a_pairs_file(tmp_path: Path) -> None:
     write_rows(tmp_path / "bad.csv", [{"a": "x", "b": "y"}])
     with pytest.raises(TrainConfigError, match=r"two text columns and a score column"):
         build_evaluator({"type": "embedding_similarity", "pairs": str(tmp_path / "bad.csv")})
+    with pytest.raises(TrainConfigError, match=r"\['batchsize'\] are not arguments of EmbeddingSimilarityEvaluator"):
+        build_evaluator(
+            {"type": "embedding_similarity", "pairs": str(tmp_path / "sts.csv"), "kwargs": {"batchsize": 4}}
+        )
+    assert (
+        build_evaluator(
+            {"type": "embedding_similarity", "pairs": str(tmp_path / "sts.csv"), "kwargs": {"batch_size": 4}}
+        ).batch_size
+        == 4
+    )
 
 
 def test_losses_are_built_by_name_with_kwargs_and_matryoshka(tokenizer_file: Path) -> None:

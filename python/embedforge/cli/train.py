@@ -303,7 +303,7 @@ def train_and_report(
     if evaluator is not None:
         print("\nEvaluating the trained model ...", flush=True)
         after = dict(evaluator(model))
-    final_dir = os.path.abspath(os.path.join(training_args.output_dir, "final"))
+    final_dir = os.path.abspath(os.path.join(str(training_args.output_dir), "final"))
     model.save(final_dir)
     print(f"\nTrained for {trainer.state.global_step} steps in {seconds:.1f} s.")
     if evaluator is not None:

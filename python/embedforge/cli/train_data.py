@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -109,11 +110,21 @@ def build_evaluator(evaluator_config: dict[str, Any]) -> Any:
     """The InformationRetrievalEvaluator or EmbeddingSimilarityEvaluator the config describes, or None."""
     if not evaluator_config:
         return None
-    kwargs = {"name": evaluator_config.get("name") or "dev", "show_progress_bar": True}
-    kwargs.update(evaluator_config.get("kwargs") or {})
-    if evaluator_config["type"] == "information_retrieval":
-        from embedforge.evaluation import InformationRetrievalEvaluator
+    from embedforge.evaluation import EmbeddingSimilarityEvaluator, InformationRetrievalEvaluator
 
+    is_retrieval = evaluator_config["type"] == "information_retrieval"
+    evaluator_class = InformationRetrievalEvaluator if is_retrieval else EmbeddingSimilarityEvaluator
+    kwargs: dict[str, Any] = {"name": evaluator_config.get("name") or "dev", "show_progress_bar": True}
+    kwargs.update(evaluator_config.get("kwargs") or {})
+    # The data arguments come from the files; everything else may be set through evaluator.kwargs.
+    from_files = ("self", "queries", "corpus", "relevant_docs", "sentences1", "sentences2", "scores")
+    accepted = [name for name in inspect.signature(evaluator_class.__init__).parameters if name not in from_files]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TrainConfigError(
+            f"evaluator.kwargs {unknown} are not arguments of {evaluator_class.__name__}; it accepts {accepted}"
+        )
+    if is_retrieval:
         queries = read_id_texts(evaluator_config["queries"], "evaluator.queries")
         corpus = read_id_texts(evaluator_config["corpus"], "evaluator.corpus")
         relevant = read_qrels(evaluator_config["qrels"], "evaluator.qrels")
@@ -125,7 +136,5 @@ def build_evaluator(evaluator_config: dict[str, Any]) -> Any:
                 f"queries {unknown_queries[:5]}, documents {unknown_documents[:5]}"
             )
         return InformationRetrievalEvaluator(queries, corpus, relevant, **kwargs)
-    from embedforge.evaluation import EmbeddingSimilarityEvaluator
-
     sentences1, sentences2, scores = read_scored_pairs(evaluator_config["pairs"], "evaluator.pairs")
     return EmbeddingSimilarityEvaluator(sentences1, sentences2, scores, **kwargs)
