@@ -15,6 +15,7 @@ from tqdm import trange
 
 from embedforge import _core
 from embedforge.exceptions import InvalidArgumentError
+from embedforge.util.retrieval import _rust_score_name
 from embedforge.util.similarity import SimilarityFunction
 
 from .evaluator import BaseEvaluator, encode_method, epoch_text
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 # Order of the metric groups in results, CSV columns and logs (as sentence-transformers).
 _METRIC_GROUPS = ("accuracy@k", "precision@k", "recall@k", "ndcg@k", "mrr@k", "map@k")
+
+# The similarity names a model may report that the Rust engine scores itself.
+_ENGINE_SCORES = ("cosine", "dot", "euclidean", "manhattan")
 
 
 def _check_cutoffs(name: str, values: Sequence[int]) -> None:
@@ -251,8 +255,19 @@ class InformationRetrievalEvaluator(BaseEvaluator):
             model, self.queries, encode_fn_name="query", prompt_name=self.query_prompt_name, prompt=self.query_prompt
         )
         ranks = self.get_corpus_id_ranks()
-        # Per score function: candidate (score, global corpus index) blocks, one per chunk.
-        candidates: dict[str, list[tuple[Tensor, Tensor]]] = {fn: [] for fn in self.score_functions}
+        rank_array = ranks.numpy()
+        corpus_position = {cid: i for i, cid in enumerate(self.corpus_ids)}
+        relevant_positions = [
+            {corpus_position[cid] for cid in self.relevant_docs[qid] if cid in corpus_position}
+            for qid in self.queries_ids
+        ]
+        engine_names = {
+            fn: self._engine_score_name(fn, score_function) for fn, score_function in self.score_functions.items()
+        }
+        query_matrix = _float32_matrix(query_embeddings) if any(engine_names.values()) else None
+        # Per score function: the running best max_k (scores, global corpus indices) per query,
+        # merged chunk by chunk, so memory stays at one chunk plus queries x max_k.
+        best: dict[str, tuple[np.ndarray, np.ndarray] | None] = {fn: None for fn in self.score_functions}
         for start in trange(
             0, len(self.corpus), self.corpus_chunk_size, desc="Corpus Chunks", disable=not self.show_progress_bar
         ):
@@ -269,30 +284,41 @@ class InformationRetrievalEvaluator(BaseEvaluator):
                 chunk = corpus_embeddings.index_select(0, torch.arange(start, end, device=corpus_embeddings.device))
             else:
                 chunk = corpus_embeddings[start:end]
+            chunk_ranks = rank_array[start:end]
+            chunk_matrix = None
             for fn, score_function in self.score_functions.items():
-                pair_scores = score_function(query_embeddings, chunk)
-                top_k = min(max_k, pair_scores.shape[1])
-                values, indices = self._chunk_top_k(pair_scores, top_k, ranks[start:end].to(pair_scores.device))
-                candidates[fn].append((values.float().cpu(), indices.cpu() + start))
+                engine_name = engine_names[fn]
+                engine_result = None
+                if engine_name is not None and query_matrix is not None and _is_dense_matrix(chunk):
+                    if chunk_matrix is None:
+                        chunk_matrix = _float32_matrix(chunk)
+                    engine_result = _engine_top_k(query_matrix, chunk_matrix, max_k, engine_name, chunk_ranks)
+                    if self._order_is_fragile(*engine_result, start, relevant_positions):
+                        engine_result = None
+                if engine_result is not None:
+                    values, indices = engine_result[0][:, :max_k], engine_result[1][:, :max_k]
+                else:
+                    pair_scores = score_function(query_embeddings, chunk)
+                    top_k = min(max_k, pair_scores.shape[1])
+                    torch_values, torch_indices = self._chunk_top_k(
+                        pair_scores, top_k, ranks[start:end].to(pair_scores.device)
+                    )
+                    values, indices = torch_values.float().cpu().numpy(), torch_indices.cpu().numpy()
+                best[fn] = _merge_best(best[fn], (values, indices + start), max_k, rank_array)
 
         ranked: dict[str, list[list[int]]] = {}
         results: dict[str, list[list[dict[str, Any]]]] = {}
-        for fn, blocks in candidates.items():
-            if not blocks:  # empty corpus: nothing retrieved
+        for fn, kept in best.items():
+            if kept is None:  # empty corpus: nothing retrieved
                 ranked[fn] = [[] for _ in self.queries]
                 results[fn] = [[] for _ in self.queries]
                 continue
-            scores = torch.cat([b[0] for b in blocks], dim=1).numpy()
-            indices = torch.cat([b[1] for b in blocks], dim=1).numpy()
-            id_ranks = ranks.numpy()[indices]
-            # Final order: score descending, then corpus id ascending (lexsort's last key is primary).
-            order = np.lexsort((id_ranks, -scores), axis=-1)[:, :max_k]
-            ranked[fn] = np.take_along_axis(indices, order, axis=1).tolist()
+            scores, indices = kept
+            ranked[fn] = indices.tolist()
             if self.write_predictions and output_path is not None:
-                top_scores = np.take_along_axis(scores, order, axis=1).tolist()
                 results[fn] = [
                     [{"corpus_id": self.corpus_ids[i], "score": s} for i, s in zip(row_i, row_s)]
-                    for row_i, row_s in zip(ranked[fn], top_scores)
+                    for row_i, row_s in zip(ranked[fn], scores.tolist())
                 ]
 
         if self.write_predictions and output_path is not None:
@@ -316,6 +342,40 @@ class InformationRetrievalEvaluator(BaseEvaluator):
             logger.info(f"Score-Function: {fn}")
             self.output_scores(scores_by_fn[fn])
         return scores_by_fn
+
+    def _engine_score_name(self, fn: str, score_function: Callable[..., Any]) -> str | None:
+        """The Rust engine's name for a score function, or None when only torch can compute it."""
+        name = _rust_score_name(score_function)
+        if name is None and self._score_functions_from_model and fn in _ENGINE_SCORES:
+            # model.similarity for one of the built-in similarity names.
+            name = fn
+        return name
+
+    def _order_is_fragile(
+        self, values: np.ndarray, indices: np.ndarray, start: int, relevant_positions: list[set[int]]
+    ) -> bool:
+        """Whether float rounding could make this chunk's ranking differ from torch's.
+
+        The engine and torch sum dot products in different orders, so scores within ~1e-5 of each
+        other may come out in either order. That only changes the metrics when one of the two is a
+        relevant document (and the predictions file whenever it happens), so only then is the chunk
+        scored with the torch score function instead, exactly like sentence-transformers.
+        """
+        if values.shape[1] < 2:
+            return False
+        tolerance = 1e-5 * np.maximum(1.0, np.abs(values[:, :1]))
+        near = (values[:, :-1] - values[:, 1:]) <= tolerance
+        rows = np.flatnonzero(near.any(axis=1))
+        if len(rows) == 0:
+            return False
+        if self.write_predictions:
+            return True
+        for row in rows:
+            relevant = relevant_positions[row]
+            for j in np.flatnonzero(near[row]):
+                if indices[row, j] + start in relevant or indices[row, j + 1] + start in relevant:
+                    return True
+        return False
 
     #: The older, misspelt name of :meth:`compute_all_metrics`.
     compute_metrices = compute_all_metrics
@@ -408,3 +468,57 @@ class InformationRetrievalEvaluator(BaseEvaluator):
         """The non-default prompt and truncation settings."""
         keys = ("truncate_dim", "query_prompt", "query_prompt_name", "corpus_prompt", "corpus_prompt_name")
         return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+
+def _is_dense_matrix(embeddings: Any) -> bool:
+    """Whether ``embeddings`` is a dense 2-D tensor or array the engine can read."""
+    if isinstance(embeddings, Tensor):
+        return not embeddings.is_sparse and embeddings.dim() == 2
+    return isinstance(embeddings, np.ndarray) and embeddings.ndim == 2
+
+
+def _float32_matrix(embeddings: Any) -> np.ndarray:
+    """A CPU float32 numpy matrix (a view when the input already is one)."""
+    if isinstance(embeddings, Tensor):
+        embeddings = embeddings.detach().to(device="cpu", dtype=torch.float32).numpy()
+    return np.ascontiguousarray(embeddings, dtype=np.float32)
+
+
+def _engine_top_k(
+    queries: np.ndarray, chunk: np.ndarray, max_k: int, score: str, chunk_ranks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``max_k`` chunk rows per query by (score desc, corpus id asc): (scores, chunk indices).
+
+    The engine breaks ties by chunk position; one extra hit (returned too, unless a tie was
+    resolved) shows whether a tie straddles the cutoff, and only those rows are re-ranked over the
+    whole chunk by corpus id.
+    """
+    top_k = min(max_k, len(chunk))
+    if top_k == 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    indices, values = _core.top_k(queries, chunk, top_k + 1, score)
+    if values.shape[1] > top_k:
+        tied = np.flatnonzero(values[:, top_k - 1] == values[:, top_k])
+        if len(tied):
+            values, indices = values[:, :top_k].copy(), indices[:, :top_k].copy()
+            all_indices, all_values = _core.top_k(queries[tied], chunk, len(chunk), score)
+            order = np.lexsort((chunk_ranks[all_indices], -all_values), axis=-1)[:, :top_k]
+            indices[tied] = np.take_along_axis(all_indices, order, axis=1)
+            values[tied] = np.take_along_axis(all_values, order, axis=1)
+    return values, indices
+
+
+def _merge_best(
+    kept: tuple[np.ndarray, np.ndarray] | None,
+    new: tuple[np.ndarray, np.ndarray],
+    max_k: int,
+    ranks: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``max_k`` of two candidate sets per query, by (score desc, corpus id asc), sorted."""
+    scores, indices = new
+    if kept is not None:
+        scores = np.concatenate([kept[0], scores], axis=1)
+        indices = np.concatenate([kept[1], indices], axis=1)
+    # lexsort's last key is the primary one.
+    order = np.lexsort((ranks[indices], -scores), axis=-1)[:, :max_k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
