@@ -317,3 +317,22 @@ def test_value_key_matches_st(st: types.ModuleType) -> None:
     samples = [1, "1", 2.5, None, True, b"x", [1, "a"], (1, 2), {"k": [1, 2]}, [np.int64(3)], np.float32(0.5)]
     for value in samples:
         assert value_key(value) == st._sample_value_str(value)
+
+
+def test_core_kernels_reject_bad_input() -> None:
+    import numpy as np
+
+    from embedforge import _core
+
+    ids = np.array([[0, 1], [2, 3]], dtype=np.uint32)
+    with pytest.raises(InvalidArgumentError, match="order"):
+        _core.no_duplicates_pass(ids, np.array([0, 0], dtype=np.int64), 2, False)
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        _core.no_duplicates_pass(ids, np.array([1, 0], dtype=np.int64), 0, False)
+    offsets = np.array([0, 1, 9], dtype=np.int64)
+    with pytest.raises(InvalidArgumentError, match="offset"):
+        _core.intern_text_columns([[(offsets, np.frombuffer(b"ab", dtype=np.uint8))]], 2)
+    good = np.array([0, 1, 2], dtype=np.int64)
+    with pytest.raises(InvalidArgumentError, match="rows"):
+        _core.intern_text_columns([[(good, np.frombuffer(b"ab", dtype=np.uint8))]], 3)
+    assert _core.intern_text_columns([[(good, np.frombuffer(b"ab", dtype=np.uint8))]], 2).tolist() == [[0], [1]]
