@@ -84,6 +84,12 @@ class SentenceTransformerTrainer(Trainer):
     evaluation schedule, its metrics logged with an ``eval_`` prefix.
     """
 
+    model: SentenceTransformer  # type: ignore[assignment]
+    args: SentenceTransformerTrainingArguments
+    data_collator: SentenceTransformerDataCollator  # type: ignore[assignment]
+    model_init: Callable[..., SentenceTransformer] | None  # type: ignore[assignment]
+    loss: nn.Module | dict[str, nn.Module]
+
     @accept_renamed_kwargs(tokenizer="processing_class")
     def __init__(
         self,
@@ -130,7 +136,7 @@ class SentenceTransformerTrainer(Trainer):
         default_args_dict = SentenceTransformerTrainingArguments(
             output_dir=DEFAULTS_PROBE_DIR, accelerator_config={"use_configured_state": True}
         ).to_dict()
-        card_data = getattr(model, "model_card_data", None)
+        card_data: Any = getattr(model, "model_card_data", None)
         if args.hub_model_id and hasattr(card_data, "set_model_id") and not getattr(card_data, "model_id", None):
             card_data.set_model_id(args.hub_model_id)
 
@@ -176,9 +182,7 @@ class SentenceTransformerTrainer(Trainer):
         # Factories are kept so model_init (hyperparameter search) gets a fresh loss for each new model.
         self._loss_factories: LossLike | dict[str, LossLike] = loss
         if isinstance(loss, dict):
-            self.loss: nn.Module | dict[str, nn.Module] = {
-                name: self.prepare_loss(loss_fn, self.model) for name, loss_fn in loss.items()
-            }
+            self.loss = {name: self.prepare_loss(loss_fn, self.model) for name, loss_fn in loss.items()}
             for split, dataset in (("train", train_dataset), ("eval", eval_dataset)):
                 if dataset is None:
                     continue
@@ -384,7 +388,7 @@ class SentenceTransformerTrainer(Trainer):
         seed: int = 0,
     ) -> BatchSampler | None:
         """The batch sampler ``args.batch_sampler`` names (None for an IterableDataset with the default)."""
-        options = {
+        options: dict[str, Any] = {
             "batch_size": batch_size,
             "drop_last": drop_last,
             "valid_label_columns": valid_label_columns,
@@ -418,7 +422,7 @@ class SentenceTransformerTrainer(Trainer):
         seed: int | None = 0,
     ) -> BatchSampler:
         """The sampler that interleaves the per-dataset batch samplers (``args.multi_dataset_batch_sampler``)."""
-        options = {"batch_samplers": batch_samplers, "generator": generator, "seed": seed}
+        options: dict[str, Any] = {"batch_samplers": batch_samplers, "generator": generator, "seed": seed}
         choice = self.args.multi_dataset_batch_sampler
         if inspect.isclass(choice) and issubclass(choice, MultiDatasetDefaultBatchSampler):
             return choice(dataset, **options)
@@ -713,7 +717,7 @@ class SentenceTransformerTrainer(Trainer):
                 )
                 metrics = result if isinstance(result, dict) else {"evaluator": result}
                 # Built-in evaluators record themselves; this also covers custom ones (the call is idempotent).
-                card_data = getattr(self.model, "model_card_data", None)
+                card_data: Any = getattr(self.model, "model_card_data", None)
                 if hasattr(card_data, "set_evaluation_metrics"):
                     card_data.set_evaluation_metrics(
                         self.evaluator, dict(metrics), epoch=self.state.epoch, step=self.state.global_step
