@@ -164,6 +164,10 @@ where
 pub(crate) fn offer_row<S: Score>(collector: &mut Collector<S>, scores: &[S], first: usize) {
     match collector.gate() {
         Some(gate) => {
+            // Nearly every tile row loses entirely once the threshold has settled.
+            if !S::any_reaches(scores, gate) {
+                return;
+            }
             for (j, s) in scores.iter().enumerate() {
                 if s.total_cmp(&gate) != Ordering::Less {
                     collector.offer(*s, first + j);

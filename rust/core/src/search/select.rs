@@ -12,12 +12,26 @@ use std::cmp::Ordering;
 pub(crate) trait Score: Copy + Send + Sync {
     /// Total order on scores (NaN sorts above +inf for floats, as `f32::total_cmp`).
     fn total_cmp(&self, other: &Self) -> Ordering;
+
+    /// Whether any of `scores` is not below `gate` (a branch-free scan the compiler vectorises).
+    #[inline]
+    fn any_reaches(scores: &[Self], gate: Self) -> bool {
+        scores
+            .iter()
+            .fold(false, |hit, s| hit | (s.total_cmp(&gate) != Ordering::Less))
+    }
 }
 
 impl Score for f32 {
     #[inline]
     fn total_cmp(&self, other: &Self) -> Ordering {
         f32::total_cmp(self, other)
+    }
+
+    #[inline]
+    fn any_reaches(scores: &[Self], gate: Self) -> bool {
+        // `!(s < gate)` is also true for NaN, which the exact check then ranks like total_cmp.
+        scores.iter().fold(false, |hit, &s| hit | !(s < gate))
     }
 }
 
