@@ -30,8 +30,10 @@ impl Score for f32 {
 
     #[inline]
     fn any_reaches(scores: &[Self], gate: Self) -> bool {
-        // `!(s < gate)` is also true for NaN, which the exact check then ranks like total_cmp.
-        scores.iter().fold(false, |hit, &s| hit | !(s < gate))
+        // NaN passes too; the exact check then ranks it like total_cmp.
+        scores
+            .iter()
+            .fold(false, |hit, &s| hit | (s >= gate) | s.is_nan())
     }
 }
 
