@@ -66,7 +66,10 @@ impl Hasher for FxHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // The table picks buckets by the low bits, which a plain product leaves depending on the
+        // low bytes of the last word only: fold the high half of a widening multiply back in.
+        let wide = u128::from(self.hash) * u128::from(FX_SEED);
+        (wide as u64) ^ ((wide >> 64) as u64)
     }
 }
 

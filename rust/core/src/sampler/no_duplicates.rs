@@ -55,13 +55,25 @@ pub fn no_duplicates_pass(
         ));
     }
     let rows_of_order = check_order(order, num_rows)?;
-    let ids = value_ids.as_standard_layout();
-    let width = ids.ncols();
-    let ids = ids.as_slice().expect("standard layout is contiguous");
+    let width = value_ids.ncols();
+    // The walk visits positions nearly in order: gather the ids in that order once, so the
+    // hot loop reads them sequentially instead of jumping around the table.
+    let mut ids = Vec::with_capacity(num_rows * width);
+    for &row in &rows_of_order {
+        ids.extend(value_ids.row(row).iter().copied());
+    }
     let num_values = ids.iter().map(|&v| v as usize + 1).max().unwrap_or(0);
+    if u32::try_from(num_rows).is_err() {
+        return Err(Error::invalid_argument(
+            "value_ids",
+            format!("{num_rows} rows"),
+            format!("at most {} rows", u32::MAX),
+        ));
+    }
 
-    // stamp[v] == batch number <=> value v is already in the current batch.
-    let mut stamp = vec![usize::MAX; num_values];
+    // stamp[v] == batch number <=> value v is already in the current batch. There are at most
+    // num_rows batches, so u32 numbers never reach the u32::MAX "never" mark.
+    let mut stamp = vec![u32::MAX; num_values];
     // A singly linked list over positions of `order` that are not placed yet.
     let mut next: Vec<usize> = (1..=order.len()).collect();
     if let Some(last) = next.last_mut() {
@@ -73,7 +85,7 @@ pub fn no_duplicates_pass(
         rows: Vec::with_capacity(order.len()),
         bounds: vec![0],
     };
-    let mut batch_number = 0usize;
+    let mut batch_number = 0u32;
     while head != END {
         let batch_start = batches.rows.len();
         let mut position = head;
@@ -82,7 +94,7 @@ pub fn no_duplicates_pass(
         while position != END {
             let following = next[position];
             let row = rows_of_order[position];
-            let values = &ids[row * width..(row + 1) * width];
+            let values = &ids[position * width..(position + 1) * width];
             if values.iter().any(|&v| stamp[v as usize] == batch_number) {
                 previous = position;
                 position = following;
