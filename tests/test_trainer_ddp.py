@@ -26,6 +26,7 @@ SCRIPT = textwrap.dedent(
     from conftest import embedforge_static, random_sentences, static_weights
     from datasets import Dataset
     from embedforge import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from embedforge.evaluation import EmbeddingSimilarityEvaluator
     from embedforge.losses import MultipleNegativesRankingLoss
 
     output_dir = sys.argv[1]
@@ -33,10 +34,13 @@ SCRIPT = textwrap.dedent(
     data = Dataset.from_dict({{"anchor": random_sentences(64, seed=1), "positive": random_sentences(64, seed=2)}})
     args = SentenceTransformerTrainingArguments(
         output_dir=output_dir, per_device_train_batch_size=8, num_train_epochs=1, learning_rate=0.05,
-        ddp_backend="gloo", use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, seed=3,
+        ddp_backend="gloo", use_cpu=True, report_to="none", save_strategy="steps", save_steps=2, disable_tqdm=True, seed=3,
+    )
+    evaluator = EmbeddingSimilarityEvaluator(
+        random_sentences(16, seed=5), random_sentences(16, seed=6), [i / 16 for i in range(16)], name="dev"
     )
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model)
+        model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model), evaluator=evaluator
     )
     assert trainer.args.world_size == 2, trainer.args.world_size
     trainer.train()
@@ -44,7 +48,9 @@ SCRIPT = textwrap.dedent(
     rank = int(os.environ["RANK"])
     # Every rank writes its final weights: DDP keeps the replicas identical.
     numpy.save(os.path.join(output_dir, f"weights-{{rank}}.npy"), model[0].embedding.weight.detach().numpy())
-    print(f"rank {{rank}} steps {{trainer.state.global_step}}", flush=True)
+    # The evaluator runs on rank 0 only; every rank receives its metrics.
+    score = trainer.evaluate()["eval_dev_spearman_cosine"]
+    print(f"rank {{rank}} steps {{trainer.state.global_step}} score {{score:.6f}}", flush=True)
     """
 )
 
@@ -77,6 +83,8 @@ def test_torchrun_two_processes_train_and_save_a_loadable_model(tmp_path: Path) 
     assert result.returncode == 0, output[-4000:]
     # 64 rows, batch 8 per rank, 2 ranks -> 4 optimizer steps on each rank.
     assert "rank 0 steps 4" in output and "rank 1 steps 4" in output, output[-2000:]
+    scores = {line.split()[1]: line.split()[-1] for line in output.splitlines() if line.startswith("rank ")}
+    assert len(scores) == 2 and scores["0"] == scores["1"], scores
 
     from embedforge import SentenceTransformer
 
@@ -84,5 +92,14 @@ def test_torchrun_two_processes_train_and_save_a_loadable_model(tmp_path: Path) 
     rank1 = np.load(tmp_path / "out" / "weights-1.npy")
     np.testing.assert_array_equal(rank0, rank1)
     loaded = SentenceTransformer(str(tmp_path / "out" / "final"))
+    # Checkpoints are written by rank 0 alone (a concurrent write from rank 1 used to race it).
+    checkpoint = SentenceTransformer(str(tmp_path / "out" / "checkpoint-4"))
+    np.testing.assert_array_equal(checkpoint[0].embedding.weight.detach().numpy(), rank0)
     np.testing.assert_array_equal(loaded[0].embedding.weight.detach().numpy(), rank0)
-    assert np.isfinite(loaded.encode(["the time of the new one"])).all()
+    from conftest import random_sentences
+    from embedforge.evaluation import EmbeddingSimilarityEvaluator
+
+    evaluator = EmbeddingSimilarityEvaluator(
+        random_sentences(16, seed=5), random_sentences(16, seed=6), [i / 16 for i in range(16)], name="dev"
+    )
+    assert float(scores["0"]) == pytest.approx(evaluator(loaded)["dev_spearman_cosine"], abs=1e-6)

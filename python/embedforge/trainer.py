@@ -736,6 +736,9 @@ class SentenceTransformerTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         """Save a loadable model folder (sentence-transformers layout) plus the training arguments as JSON."""
+        # transformers calls _save on every rank; only the writer may touch the folder (two renames would race).
+        if not self.args.should_save:
+            return
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         os.makedirs(output_dir, exist_ok=True)
         logger.info("Saving model checkpoint to %s", output_dir)
