@@ -336,3 +336,18 @@ def test_core_kernels_reject_bad_input() -> None:
     with pytest.raises(InvalidArgumentError, match="rows"):
         _core.intern_text_columns([[(good, np.frombuffer(b"ab", dtype=np.uint8))]], 3)
     assert _core.intern_text_columns([[(good, np.frombuffer(b"ab", dtype=np.uint8))]], 2).tolist() == [[0], [1]]
+
+
+def test_no_duplicates_with_only_label_columns(st: types.ModuleType) -> None:
+    """Nothing left to compare: plain shuffled batches, as in sentence-transformers."""
+    dataset = Dataset.from_dict({"label": [i % 3 for i in range(50)], "dataset_name": ["x"] * 50})
+    theirs, ours = both(
+        st.NoDuplicatesBatchSampler,
+        NoDuplicatesBatchSampler,
+        dataset,
+        4,
+        batch_size=8,
+        drop_last=False,
+        valid_label_columns=LABELS,
+    )
+    assert epochs(ours) == epochs(theirs)
