@@ -9,8 +9,8 @@ All three run on the same precomputed float32 embeddings in both libraries (one 
 - mine_hard_negatives: 20,000 (query, answer) pairs + 30,000 extra passages, dim 384, a model that
   looks vectors up in a table, relative_margin=0.05, num_negatives=5 (as the NV-Retriever recipe).
 
-Results are checked to agree (pairs and communities up to float-rounding ties; the mined datasets
-exactly) before the timings are reported.
+Results are checked to agree (pairs, communities and mined negatives up to float-rounding ties)
+before the timings are reported.
 """
 
 from __future__ import annotations
@@ -118,8 +118,11 @@ def bench_hard_negatives() -> str:
         return fn(dataset, model, **options)
 
     ours, theirs = run(ours_fn, ours_model), run(theirs_fn, theirs_model)
-    same = ours["negative"] == theirs["negative"]
-    print(f"mined rows: {len(ours):,} (sentence-transformers {len(theirs):,}), identical negatives: {same}")
+    assert len(ours) == len(theirs)
+    # Negatives may swap only where two candidates' scores tie to float rounding.
+    differing = sum(a != b for a, b in zip(ours["negative"], theirs["negative"]))
+    print(f"mined rows: {len(ours):,} (sentence-transformers {len(theirs):,}), differing negatives: {differing}")
+    assert differing <= len(ours) // 1000
     ours_s = best_time(lambda: run(ours_fn, ours_model), repeats=REPEATS, warmup=0)
     theirs_s = best_time(lambda: run(theirs_fn, theirs_model), repeats=REPEATS, warmup=0)
     return report("mine_hard_negatives 20k pairs + 30k passages x 384", ours_s, theirs_s, pairs, "pairs", "> 1x")
