@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from embedforge.models.static_embedding import StaticEmbedding
 from embedforge.optim.sparse_adamw import SparseGradientAdamW
 
 
-def static_embedding_modules(model: nn.Module) -> list[nn.Module]:
+def static_embedding_modules(model: nn.Module) -> list[StaticEmbedding]:
     """The StaticEmbedding modules of ``model`` whose weights are trained."""
-    from embedforge.models.static_embedding import StaticEmbedding
 
     return [
         module
@@ -40,7 +40,7 @@ def sparse_static_optimizer_cls(
     will train ``model``.
     """
     statics = static_embedding_modules(model)
-    applies = (
+    applies = bool(
         optimizer_cls is torch.optim.AdamW
         and not optimizer_kwargs.get("amsgrad")
         and getattr(args, "world_size", 1) == 1
