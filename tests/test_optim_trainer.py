@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import embedforge_static, random_sentences, static_weights
-from embedforge.optim import SparseGradientAdamW, sparse_static_optimizer_cls
+from embedforge.optim import SparseGradientAdamW, sparse_static_optimizer_cls, static_embedding_modules
 
 
 def train_and_log(tmp_path: Path, sparse: bool) -> tuple[list[float], torch.Tensor, Any]:
@@ -21,11 +21,14 @@ def train_and_log(tmp_path: Path, sparse: bool) -> tuple[list[float], torch.Tens
     from embedforge.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     from embedforge.training_args import BatchSamplers
 
-    class SparseStaticTrainer(SentenceTransformerTrainer):
-        # The integration the trainer is meant to make: swap the optimizer class when it applies.
+    class DenseStaticTrainer(SentenceTransformerTrainer):
+        # The reference: what the trainer did before it learnt to swap in SparseGradientAdamW.
         def get_optimizer_cls_and_kwargs(self, args: Any, model: Any = None) -> tuple[Any, dict[str, Any]]:
             optimizer_cls, optimizer_kwargs = super().get_optimizer_cls_and_kwargs(args, model)
-            return sparse_static_optimizer_cls(self.model, args, optimizer_cls, optimizer_kwargs), optimizer_kwargs
+            assert optimizer_cls is SparseGradientAdamW
+            for module in static_embedding_modules(self.model):
+                module.sparse_gradients = False
+            return torch.optim.AdamW, optimizer_kwargs
 
     class LossLog(TrainerCallback):
         def __init__(self) -> None:
@@ -53,7 +56,7 @@ def train_and_log(tmp_path: Path, sparse: bool) -> tuple[list[float], torch.Tens
         seed=11,
     )
     log = LossLog()
-    trainer_cls = SparseStaticTrainer if sparse else SentenceTransformerTrainer
+    trainer_cls = SentenceTransformerTrainer if sparse else DenseStaticTrainer
     loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), [8, 4, 2])
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[log])
     trainer.train()

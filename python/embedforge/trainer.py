@@ -669,6 +669,11 @@ class SentenceTransformerTrainer(Trainer):
                 )
             if without_decay:
                 optimizer_kwargs[key].append({"params": without_decay, "lr": learning_rate, "weight_decay": 0.0})
+        # Single-process CPU training of a StaticEmbedding with torch's AdamW: the same arithmetic on
+        # row-sparse gradients, so no 30k x dim dense gradient is materialised and zeroed each step.
+        from embedforge.optim import sparse_static_optimizer_cls
+
+        optimizer_cls = sparse_static_optimizer_cls(self.model, args, optimizer_cls, optimizer_kwargs)
         return optimizer_cls, optimizer_kwargs
 
     # -- evaluation --------------------------------------------------------------------------------
