@@ -34,7 +34,45 @@ def _check_cutoffs(name: str, values: Sequence[int]) -> None:
         raise InvalidArgumentError(f"{name}={values!r} is not valid; expected a non-empty list of positive ints")
 
 
-class InformationRetrievalEvaluator(BaseEvaluator):
+class RetrievalCsvColumns:
+    """CSV columns and the model's own score function, shared by the retrieval evaluators."""
+
+    accuracy_at_k: list[int]
+    precision_recall_at_k: list[int]
+    mrr_at_k: list[int]
+    ndcg_at_k: list[int]
+    map_at_k: list[int]
+    csv_headers: list[str]
+    score_functions: dict[str, Callable[[Tensor, Tensor], Tensor]]
+    score_function_names: list[str]
+    primary_metric: str | None
+    _score_functions_from_model: bool
+
+    def _append_csv_headers(self, score_function_names: list[str]) -> None:
+        for score_name in score_function_names:
+            self.csv_headers += [f"{score_name}-Accuracy@{k}" for k in self.accuracy_at_k]
+            for k in self.precision_recall_at_k:
+                self.csv_headers += [f"{score_name}-Precision@{k}", f"{score_name}-Recall@{k}"]
+            self.csv_headers += [f"{score_name}-MRR@{k}" for k in self.mrr_at_k]
+            self.csv_headers += [f"{score_name}-NDCG@{k}" for k in self.ndcg_at_k]
+            self.csv_headers += [f"{score_name}-MAP@{k}" for k in self.map_at_k]
+
+    def _adopt_model_score_function(self, model: Any) -> bool:
+        """Without explicit score functions, score with the model's similarity; True if the CSV columns changed."""
+        if not self._score_functions_from_model:
+            return False
+        self.score_functions = {model.similarity_fn_name: model.similarity}
+        if self.score_function_names == sorted(self.score_functions):
+            return False
+        changed = bool(self.score_function_names)
+        self.score_function_names = sorted(self.score_functions)
+        self.csv_headers = ["epoch", "steps"]
+        self._append_csv_headers(self.score_function_names)
+        self.primary_metric = None
+        return changed
+
+
+class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
     """Accuracy, precision, recall, MRR, NDCG and MAP at cutoffs for retrieving ``corpus`` documents.
 
     Queries without relevant documents are skipped. The corpus is embedded and searched in chunks
@@ -116,15 +154,6 @@ class InformationRetrievalEvaluator(BaseEvaluator):
         if write_predictions:
             self.predictions_file = "Information-Retrieval_evaluation" + suffix + "_predictions.jsonl"
 
-    def _append_csv_headers(self, score_function_names: list[str]) -> None:
-        for score_name in score_function_names:
-            self.csv_headers += [f"{score_name}-Accuracy@{k}" for k in self.accuracy_at_k]
-            for k in self.precision_recall_at_k:
-                self.csv_headers += [f"{score_name}-Precision@{k}", f"{score_name}-Recall@{k}"]
-            self.csv_headers += [f"{score_name}-MRR@{k}" for k in self.mrr_at_k]
-            self.csv_headers += [f"{score_name}-NDCG@{k}" for k in self.ndcg_at_k]
-            self.csv_headers += [f"{score_name}-MAP@{k}" for k in self.map_at_k]
-
     def __call__(
         self,
         model: Any,
@@ -139,15 +168,7 @@ class InformationRetrievalEvaluator(BaseEvaluator):
             f"Information Retrieval Evaluation of the model on the {self.name} dataset"
             f"{epoch_text(epoch, steps, self.truncate_dim)}:"
         )
-        headers_changed = False
-        if self._score_functions_from_model:
-            self.score_functions = {model.similarity_fn_name: model.similarity}
-            if self.score_function_names != sorted(self.score_functions):
-                headers_changed = bool(self.score_function_names)
-                self.score_function_names = sorted(self.score_functions)
-                self.csv_headers = ["epoch", "steps"]
-                self._append_csv_headers(self.score_function_names)
-                self.primary_metric = None
+        headers_changed = self._adopt_model_score_function(model)
 
         scores = self.compute_all_metrics(model, *args, output_path=output_path, **kwargs)
 

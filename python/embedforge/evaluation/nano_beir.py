@@ -24,7 +24,7 @@ from embedforge.exceptions import InvalidArgumentError
 from embedforge.util.similarity import SimilarityFunction
 
 from .evaluator import BaseEvaluator, epoch_text
-from .information_retrieval import InformationRetrievalEvaluator
+from .information_retrieval import InformationRetrievalEvaluator, RetrievalCsvColumns
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ DATASET_NAME_TO_HUMAN_READABLE = {
 }
 
 
-class NanoBEIREvaluator(BaseEvaluator):
+class NanoBEIREvaluator(RetrievalCsvColumns, BaseEvaluator):
     """An InformationRetrievalEvaluator per NanoBEIR dataset, plus their metrics aggregated (mean by default).
 
     Keys are ``Nano{Dataset}_{score_fn}_{metric}@{k}`` per dataset and
@@ -151,15 +151,6 @@ class NanoBEIREvaluator(BaseEvaluator):
         self.csv_headers = ["epoch", "steps"]
         self._append_csv_headers(self.score_function_names)
 
-    def _append_csv_headers(self, score_function_names: list[str]) -> None:
-        for score_name in score_function_names:
-            self.csv_headers += [f"{score_name}-Accuracy@{k}" for k in self.accuracy_at_k]
-            for k in self.precision_recall_at_k:
-                self.csv_headers += [f"{score_name}-Precision@{k}", f"{score_name}-Recall@{k}"]
-            self.csv_headers += [f"{score_name}-MRR@{k}" for k in self.mrr_at_k]
-            self.csv_headers += [f"{score_name}-NDCG@{k}" for k in self.ndcg_at_k]
-            self.csv_headers += [f"{score_name}-MAP@{k}" for k in self.map_at_k]
-
     def __call__(
         self,
         model: Any,
@@ -173,16 +164,8 @@ class NanoBEIREvaluator(BaseEvaluator):
         logger.info(
             f"NanoBEIR Evaluation of the model on {self.dataset_names} dataset{epoch_text(epoch, steps, self.truncate_dim)}:"
         )
-        headers_changed = False
-        if self._score_functions_from_model:
-            # The same choice the per-dataset evaluators make, so aggregate and per-dataset labels agree.
-            self.score_functions = {model.similarity_fn_name: model.similarity}
-            if self.score_function_names != sorted(self.score_functions):
-                headers_changed = bool(self.score_function_names)
-                self.score_function_names = sorted(self.score_functions)
-                self.csv_headers = ["epoch", "steps"]
-                self._append_csv_headers(self.score_function_names)
-                self.primary_metric = None
+        # The same choice the per-dataset evaluators make, so aggregate and per-dataset labels agree.
+        headers_changed = self._adopt_model_score_function(model)
 
         per_dataset: dict[str, float] = {}
         per_metric: dict[str, list[float]] = {}
