@@ -42,6 +42,7 @@ class RetrievalCsvColumns:
     mrr_at_k: list[int]
     ndcg_at_k: list[int]
     map_at_k: list[int]
+    csv_file: str
     csv_headers: list[str]
     score_functions: dict[str, Callable[[Tensor, Tensor], Tensor]]
     score_function_names: list[str]
@@ -70,6 +71,37 @@ class RetrievalCsvColumns:
         self._append_csv_headers(self.score_function_names)
         self.primary_metric = None
         return changed
+
+    def _write_csv_row(
+        self,
+        value: Callable[[str, str, int], float],
+        output_path: str,
+        epoch: int,
+        steps: int,
+        headers_changed: bool,
+    ) -> None:
+        """Append one CSV row; ``value(score_function, metric, k)`` gives each cell, in the headers' order."""
+        os.makedirs(output_path, exist_ok=True)
+        csv_path = os.path.join(output_path, self.csv_file)
+        is_new = not os.path.isfile(csv_path)
+        if not is_new and headers_changed:
+            logger.warning(
+                f"{self.csv_file} already has columns for other score functions; the rows for "
+                f"{self.score_function_names} are appended under the old headers."
+            )
+        row: list[Any] = [epoch, steps]
+        for fn in self.score_function_names:
+            row += [value(fn, "accuracy", k) for k in self.accuracy_at_k]
+            for k in self.precision_recall_at_k:
+                row += [value(fn, "precision", k), value(fn, "recall", k)]
+            row += [value(fn, "mrr", k) for k in self.mrr_at_k]
+            row += [value(fn, "ndcg", k) for k in self.ndcg_at_k]
+            row += [value(fn, "map", k) for k in self.map_at_k]
+        # Written by hand, not with csv.writer: sentence-transformers' files end lines with "\n".
+        with open(csv_path, mode="w" if is_new else "a", encoding="utf-8") as f:
+            if is_new:
+                f.write(",".join(self.csv_headers) + "\n")
+            f.write(",".join(map(str, row)) + "\n")
 
 
 class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
@@ -173,7 +205,9 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         scores = self.compute_all_metrics(model, *args, output_path=output_path, **kwargs)
 
         if output_path is not None and self.write_csv:
-            self._write_csv_row(scores, output_path, epoch, steps, headers_changed)
+            self._write_csv_row(
+                lambda fn, metric, k: scores[fn][f"{metric}@k"][k], output_path, epoch, steps, headers_changed
+            )
 
         if not self.primary_metric:
             top_k = max(self.ndcg_at_k)
@@ -192,31 +226,6 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
-
-    def _write_csv_row(
-        self, scores: dict[str, Any], output_path: str, epoch: int, steps: int, headers_changed: bool
-    ) -> None:
-        os.makedirs(output_path, exist_ok=True)
-        csv_path = os.path.join(output_path, self.csv_file)
-        is_new = not os.path.isfile(csv_path)
-        if not is_new and headers_changed:
-            logger.warning(
-                f"{self.csv_file} already has columns for other score functions; the rows for "
-                f"{self.score_function_names} are appended under the old headers."
-            )
-        row: list[Any] = [epoch, steps]
-        for fn in self.score_function_names:
-            groups = scores[fn]
-            row += [groups["accuracy@k"][k] for k in self.accuracy_at_k]
-            for k in self.precision_recall_at_k:
-                row += [groups["precision@k"][k], groups["recall@k"][k]]
-            row += [groups["mrr@k"][k] for k in self.mrr_at_k]
-            row += [groups["ndcg@k"][k] for k in self.ndcg_at_k]
-            row += [groups["map@k"][k] for k in self.map_at_k]
-        with open(csv_path, mode="w" if is_new else "a", encoding="utf-8") as f:
-            if is_new:
-                f.write(",".join(self.csv_headers) + "\n")
-            f.write(",".join(map(str, row)) + "\n")
 
     def get_corpus_id_ranks(self) -> Tensor:
         """Position of each corpus entry when the corpus ids are sorted ascending (cached)."""

@@ -180,7 +180,9 @@ class NanoBEIREvaluator(RetrievalCsvColumns, BaseEvaluator):
         aggregated = {metric: self.aggregate_fn(values) for metric, values in per_metric.items()}
 
         if output_path is not None and self.write_csv:
-            self._write_csv_row(aggregated, output_path, epoch, steps, headers_changed)
+            self._write_csv_row(
+                lambda fn, metric, k: aggregated[f"{fn}_{metric}@{k}"], output_path, epoch, steps, headers_changed
+            )
 
         if not self.primary_metric:
             top_k = max(self.ndcg_at_k)
@@ -210,30 +212,6 @@ class NanoBEIREvaluator(RetrievalCsvColumns, BaseEvaluator):
         self.store_metrics_in_model_card_data(model, aggregated, epoch, steps)
         per_dataset.update(aggregated)
         return per_dataset
-
-    def _write_csv_row(
-        self, aggregated: dict[str, float], output_path: str, epoch: int, steps: int, headers_changed: bool
-    ) -> None:
-        os.makedirs(output_path, exist_ok=True)
-        csv_path = os.path.join(output_path, self.csv_file)
-        is_new = not os.path.isfile(csv_path)
-        if not is_new and headers_changed:
-            logger.warning(
-                f"{self.csv_file} already has columns for other score functions; the rows for "
-                f"{self.score_function_names} are appended under the old headers."
-            )
-        row: list[Any] = [epoch, steps]
-        for fn in self.score_function_names:
-            row += [aggregated[f"{fn}_accuracy@{k}"] for k in self.accuracy_at_k]
-            for k in self.precision_recall_at_k:
-                row += [aggregated[f"{fn}_precision@{k}"], aggregated[f"{fn}_recall@{k}"]]
-            row += [aggregated[f"{fn}_mrr@{k}"] for k in self.mrr_at_k]
-            row += [aggregated[f"{fn}_ndcg@{k}"] for k in self.ndcg_at_k]
-            row += [aggregated[f"{fn}_map@{k}"] for k in self.map_at_k]
-        with open(csv_path, mode="w" if is_new else "a", encoding="utf-8") as f:
-            if is_new:
-                f.write(",".join(self.csv_headers) + "\n")
-            f.write(",".join(map(str, row)) + "\n")
 
     # -- datasets ------------------------------------------------------------------------------------
 
