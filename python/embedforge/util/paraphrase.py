@@ -3,14 +3,15 @@
 Each text's nearest neighbours come from the Rust top-k engine (exact, multi-threaded, no
 ``[n, n]`` score matrix) for the four built-in score functions, and from a chunked torch loop for
 any other callable. Neighbours tied on score are taken lowest index first, so the result does not
-depend on the chunk sizes. The pairs are then collected exactly as sentence-transformers does:
-each unordered pair once, with the score from the first text (in input order) that found it,
-keeping at most ``max_pairs`` of the best.
+depend on the chunk sizes. The pairs are then collected with sentence-transformers' rules (each
+unordered pair once, with the score from the first text, in input order, that found it; at most
+``max_pairs`` of the best, with its heap's tie-breaking at the cut), by array operations rather
+than a heap walked per neighbour (see ``paraphrase_pairs``). Pairs with equal scores are listed by
+``(i, j)``; sentence-transformers lists them in its heap's internal order.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..exceptions import InvalidArgumentError
+from .paraphrase_pairs import NeighbourChunk, VectorisedPairCollector, collect_pairs_sequentially
 from .retrieval import _as_f32_matrix, _rust_score_name
 from .similarity import cos_sim
 from .tensor import EmbeddingsLike, _convert_to_tensor
@@ -78,7 +80,9 @@ def paraphrase_mining_embeddings(
     """The most similar pairs among ``embeddings`` rows as ``[score, i, j]`` with ``i < j``, best first.
 
     Every row contributes at most ``top_k`` neighbours (itself excluded); at most ``max_pairs``
-    pairs are kept. ``score_function`` is assumed symmetric: a pair keeps one direction's score.
+    pairs are kept. ``score_function`` is assumed symmetric: a pair keeps one direction's score
+    (if it is not, the result is still sentence-transformers', only slower). Pairs with equal
+    scores are listed in ``(i, j)`` order.
     """
     _check_int("query_chunk_size", query_chunk_size, 1)
     _check_int("corpus_chunk_size", corpus_chunk_size, 1)
@@ -93,17 +97,51 @@ def paraphrase_mining_embeddings(
         return []
 
     score_name = _rust_score_name(score_function)
-    if score_name is None or matrix.is_sparse:
-        neighbour_rows = _neighbours_torch(matrix, query_chunk_size, corpus_chunk_size, top_k, score_function)
-    else:
-        neighbour_rows = _neighbours_rust(matrix, query_chunk_size, corpus_chunk_size, top_k, score_name)
-    return _collect_pairs(neighbour_rows, top_k, max_pairs)
+    if score_name is not None and not matrix.is_sparse:
+        return _mine_with_engine(matrix, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_name)
+    return _mine_with_torch(matrix, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function)
+
+
+def _mine_with_engine(
+    matrix: Tensor, query_chunk_size: int, corpus_chunk_size: int, max_pairs: int, top_k: int, score_name: str
+) -> list[list[float | int]]:
+    """Pairs from the Rust engine's neighbours, for one of the built-in score functions."""
+    # The engine scores both directions of a pair with the same arithmetic, so pairs below the
+    # max_pairs cut can be forgotten as the rows stream by.
+    collector = VectorisedPairCollector(len(matrix), top_k, max_pairs, drop_below_cut=True)
+    for chunk in _neighbours_rust(matrix, query_chunk_size, corpus_chunk_size, top_k, score_name):
+        collector.add(*chunk)
+    pairs = collector.result()
+    if pairs is None:
+        # Not expected from the engine (it rejects NaN and is symmetric); search again and walk.
+        chunks = _neighbours_rust(matrix, query_chunk_size, corpus_chunk_size, top_k, score_name)
+        pairs = collect_pairs_sequentially(chunks, top_k, max_pairs)
+    return pairs
+
+
+def _mine_with_torch(
+    matrix: Tensor,
+    query_chunk_size: int,
+    corpus_chunk_size: int,
+    max_pairs: int,
+    top_k: int,
+    score_function: Callable[[Tensor, Tensor], Tensor],
+) -> list[list[float | int]]:
+    """Pairs from neighbours scored by any callable with torch."""
+    # A user's function may score a pair's two directions differently (or give NaN); every chunk
+    # is kept so that the heap walk can replay them without scoring again when it does.
+    chunks = list(_neighbours_torch(matrix, query_chunk_size, corpus_chunk_size, top_k, score_function))
+    collector = VectorisedPairCollector(len(matrix), top_k, max_pairs, drop_below_cut=False)
+    for chunk in chunks:
+        collector.add(*chunk)
+    pairs = collector.result()
+    return collect_pairs_sequentially(chunks, top_k, max_pairs) if pairs is None else pairs
 
 
 def _neighbours_rust(
     matrix: Tensor, query_chunk_size: int, corpus_chunk_size: int, top_k: int, score_name: str
-) -> Iterator[tuple[int, list[int], list[float]]]:
-    """Per row (in order): its ``top_k + 1`` best rows and scores from the Rust engine."""
+) -> Iterator[NeighbourChunk]:
+    """Per query chunk: each row's ``top_k + 1`` best rows and scores from the Rust engine, best first."""
     from .. import _core  # imported here so `embedforge.util` stays free of the extension
 
     corpus = _as_f32_matrix(matrix)
@@ -111,8 +149,7 @@ def _neighbours_rust(
     block = min(corpus_chunk_size, _RUST_BLOCK)
     for start in range(0, len(corpus), query_chunk_size):
         ids, scores = _core.top_k(corpus[start : start + query_chunk_size], corpus, k, score_name, block)
-        for offset, (id_row, score_row) in enumerate(zip(ids.tolist(), scores.tolist())):
-            yield start + offset, id_row, score_row
+        yield start, ids, scores
 
 
 def _neighbours_torch(
@@ -121,7 +158,7 @@ def _neighbours_torch(
     corpus_chunk_size: int,
     top_k: int,
     score_function: Callable[[Tensor, Tensor], Tensor],
-) -> Iterator[tuple[int, list[int], list[float]]]:
+) -> Iterator[NeighbourChunk]:
     """The same neighbours for an arbitrary score function, scored chunk by chunk with torch."""
     n = len(matrix)
     k = min(top_k + 1, n)
@@ -139,8 +176,8 @@ def _neighbours_torch(
                 chunk_ids = torch.cat([best_ids, chunk_ids], dim=1)
             best_scores, best_ids = _stable_top(chunk_scores.detach().cpu(), chunk_ids.cpu(), k)
         assert best_scores is not None and best_ids is not None
-        for offset, (id_row, score_row) in enumerate(zip(best_ids.tolist(), best_scores.tolist())):
-            yield start + offset, id_row, score_row
+        # float64 holds every torch float dtype exactly (numpy has no bfloat16).
+        yield start, best_ids.numpy(), best_scores.to(torch.float64).numpy()
 
 
 def _stable_top(scores: Tensor, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -158,41 +195,6 @@ def _rows(tensor: Tensor, start: int, end: int) -> Tensor:
     if tensor.is_sparse:
         return tensor.index_select(0, torch.arange(start, end, device=tensor.device))
     return tensor[start:end]
-
-
-def _collect_pairs(
-    neighbour_rows: Iterator[tuple[int, list[int], list[float]]], top_k: int, max_pairs: int
-) -> list[list[float | int]]:
-    """Merge every row's neighbours into the ``max_pairs`` best unordered pairs (sentence-transformers' rules)."""
-    # A min-heap of (score, i, j), i < j: its root is the weakest pair kept. The eviction rules
-    # (a candidate no better than the last evicted score is skipped; an evicted pair may come
-    # back with its other direction's score) follow sentence-transformers so results match.
-    heap: list[tuple[float, int, int]] = []
-    queued: set[tuple[int, int]] = set()
-    floor = float("-inf")
-    for i, id_row, score_row in neighbour_rows:
-        taken = 0
-        for j, score in zip(id_row, score_row):
-            if j == i:
-                continue
-            if taken == top_k:
-                break
-            taken += 1
-            if score <= floor:
-                # A row's neighbours come best first and the floor only rises, so the rest of
-                # this row would be skipped too (sentence-transformers checks each of them).
-                break
-            pair = (i, j) if i < j else (j, i)
-            if pair in queued:
-                continue
-            queued.add(pair)
-            if len(heap) < max_pairs:
-                heapq.heappush(heap, (score, *pair))
-            else:
-                evicted = heapq.heappushpop(heap, (score, *pair))
-                queued.discard(evicted[1:])
-                floor = evicted[0]
-    return sorted(([score, i, j] for score, i, j in heap), key=lambda triple: triple[0], reverse=True)
 
 
 __all__ = ["paraphrase_mining", "paraphrase_mining_embeddings"]
