@@ -104,12 +104,13 @@ pub fn top_k(
     let hits = match score {
         ScoreFunction::Cosine | ScoreFunction::Dot => {
             let normalize = score == ScoreFunction::Cosine;
+            let isa = panel::Isa::detect();
             let mut packed_queries = Vec::new();
-            panel::pack_panels(n_queries, dim, panel::MR, &mut packed_queries, |r, out| {
+            panel::pack_panels(n_queries, dim, isa.mr(), &mut packed_queries, |r, out| {
                 copy_row(queries.row(r), normalize, out);
             });
             let kernel = scan::PanelScan {
-                isa: panel::Isa::detect(),
+                isa,
                 depth: dim,
                 packed_queries: &packed_queries,
                 block_rows,
@@ -123,14 +124,14 @@ pub fn top_k(
                 },
                 tile: panel::tile_f32,
             };
-            scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+            scan::search_parallel(n_queries, n_corpus, k, block_rows, isa.mr(), |q, c, col| {
                 kernel.run(q, c, col)
             })?
         }
         ScoreFunction::Euclidean | ScoreFunction::Manhattan => {
             let queries = queries.as_standard_layout();
             let manhattan = score == ScoreFunction::Manhattan;
-            scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+            scan::search_parallel(n_queries, n_corpus, k, block_rows, 1, |q, c, col| {
                 distance::scan_distance(queries.view(), corpus, manhattan, block_rows, q, c, col)
             })?
         }

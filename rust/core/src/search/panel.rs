@@ -1,27 +1,37 @@
 //! Register-tiled dot products between packed query and corpus panels.
 //!
 //! Both sides are stored as "panels" of 32-bit words, element-major: a query panel holds
-//! [`MR`] rows as `[depth][MR]`, a corpus panel [`NR`] rows as `[depth][NR]` (short panels
-//! are zero-padded). One micro-kernel call produces an `MR x NR` tile of scores from two
-//! panels, keeping all 12 accumulators in AVX registers; the corpus panels of a block stay in
-//! L2 while every query panel streams past them, and the tile never leaves L1.
+//! `mr` rows as `[depth][mr]` (`mr` = [`Isa::mr`]), a corpus panel [`NR`] rows as
+//! `[depth][NR]` (short panels are zero-padded). One micro-kernel call multiplies a query panel
+//! with [`Isa::tile_panels`] consecutive corpus panels into an `mr x (panels * NR)` tile of
+//! scores, keeping every accumulator in a vector register: 12 rows of two 512-bit registers
+//! with AVX-512 (each query value is broadcast straight from memory into the FMA), 6 rows of
+//! two 256-bit registers with AVX2. The corpus panels of a block stay in L2 while every query
+//! panel streams past them, and the tile never leaves L1.
 //!
 //! Two element kinds share that layout:
 //! - `f32` words, multiplied with FMA (float search);
 //! - pairs of `i16` packed in one word, multiplied with `vpmaddwd` into `i32` sums (int8 and
 //!   uint8 search: exact integer dot products).
 //!
-//! Every score is accumulated in the same order whatever the block sizes or thread split, so
-//! results do not depend on them. Without AVX2+FMA a portable loop computes the same tiles.
+//! Every score is accumulated in the same order (one fused multiply-add per element, first
+//! to last) whatever the kernel, block sizes or thread split, so results do not depend on
+//! them. Without AVX2+FMA a portable loop computes the same tiles.
 
-/// Query rows per panel (and tile rows).
-pub(crate) const MR: usize = 6;
-/// Corpus rows per panel (and tile columns).
+/// Corpus rows per panel.
 pub(crate) const NR: usize = 16;
+/// Scores in the largest tile any kernel writes.
+const TILE_MAX: usize = 384;
+
+/// A tile of scores: row `i` (query `i` of the panel) at `[i * w..(i + 1) * w]` with
+/// `w = tile_panels * NR`; only the first [`Isa::mr`] rows are written.
+pub(crate) type Tile<S> = [S; TILE_MAX];
 
 /// Which micro-kernel implementation this CPU runs; detected once per search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
+    /// AVX-512 (F, BW and VNNI, x86-64).
+    Avx512,
     /// AVX2 and FMA (x86-64).
     Avx2Fma,
     /// Anything else: plain Rust loops.
@@ -30,16 +40,50 @@ pub(crate) enum Isa {
 
 impl Isa {
     /// The best implementation the running CPU supports.
+    ///
+    /// `EMBEDFORGE_SEARCH_ISA=avx2` or `=portable` caps it (to compare kernels or rule one out).
     pub fn detect() -> Self {
+        let cap = std::env::var("EMBEDFORGE_SEARCH_ISA").unwrap_or_default();
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if cap != "avx2"
+                && cap != "portable"
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                return Self::Avx512;
+            }
+            if cap != "portable"
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
                 return Self::Avx2Fma;
             }
         }
+        let _ = cap;
         Self::Portable
     }
+
+    /// Query rows per panel (and tile rows) for this kernel.
+    pub fn mr(self) -> usize {
+        match self {
+            Self::Avx512 => avx512::MR,
+            Self::Avx2Fma | Self::Portable => AVX2_MR,
+        }
+    }
+
+    /// Consecutive corpus panels one kernel call reads (tile columns = this x [`NR`]).
+    pub fn tile_panels(self) -> usize {
+        match self {
+            Self::Avx512 => 2,
+            Self::Avx2Fma | Self::Portable => 1,
+        }
+    }
 }
+
+/// Query rows per panel of the AVX2 and portable kernels.
+const AVX2_MR: usize = 6;
 
 /// Packs `rows` (each `depth` words, produced by `row_words`) into panels of `height` rows.
 ///
@@ -65,30 +109,31 @@ pub(crate) fn pack_panels<W: Copy + Default>(
     }
 }
 
-/// `tile[i * NR + j] = sum_p a[p * MR + i] * b[p * NR + j]` over `depth` float words.
+/// `tile[i * w + t * NR + j] = sum_p a[p * mr + i] * b[(t * depth + p) * NR + j]` over `depth`
+/// float words, for corpus panels `t < tile_panels` (`w = tile_panels * NR`).
 #[inline]
-pub(crate) fn tile_f32(isa: Isa, depth: usize, a: &[f32], b: &[f32], tile: &mut [f32; MR * NR]) {
-    assert!(a.len() >= depth * MR && b.len() >= depth * NR);
+pub(crate) fn tile_f32(isa: Isa, depth: usize, a: &[f32], b: &[f32], tile: &mut Tile<f32>) {
+    assert!(a.len() >= depth * isa.mr() && b.len() >= depth * NR * isa.tile_panels());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2Fma is only chosen after runtime detection; the slice lengths were
+        // SAFETY: Avx512 is only chosen after runtime detection; the slice lengths were
         // checked above, so the kernel reads within bounds.
+        Isa::Avx512 => unsafe { avx512::tile_f32(depth, a.as_ptr(), b.as_ptr(), tile) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX2 and FMA.
         Isa::Avx2Fma => unsafe { avx2::tile_f32(depth, a.as_ptr(), b.as_ptr(), tile) },
         _ => portable_tile(depth, a, b, tile, |x, y, acc| x.mul_add(y, acc)),
     }
 }
 
-/// `tile[i * NR + j] = sum_p dot2(a[p * MR + i], b[p * NR + j])` where each word holds two `i16`.
+/// As [`tile_f32`] with `dot2(a, b)` for `a * b`, where each word holds two `i16`.
 #[inline]
-pub(crate) fn tile_i16_pairs(
-    isa: Isa,
-    depth: usize,
-    a: &[u32],
-    b: &[u32],
-    tile: &mut [i32; MR * NR],
-) {
-    assert!(a.len() >= depth * MR && b.len() >= depth * NR);
+pub(crate) fn tile_i16_pairs(isa: Isa, depth: usize, a: &[u32], b: &[u32], tile: &mut Tile<i32>) {
+    assert!(a.len() >= depth * isa.mr() && b.len() >= depth * NR * isa.tile_panels());
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `tile_f32`.
+        Isa::Avx512 => unsafe { avx512::tile_i16_pairs(depth, a.as_ptr(), b.as_ptr(), tile) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for `tile_f32`.
         Isa::Avx2Fma => unsafe { avx2::tile_i16_pairs(depth, a.as_ptr(), b.as_ptr(), tile) },
@@ -114,13 +159,15 @@ fn unpack_pair(w: u32) -> (i32, i32) {
     )
 }
 
+/// The portable kernel, on panels of [`AVX2_MR`] query rows.
 fn portable_tile<W: Copy, S: Copy + Default>(
     depth: usize,
     a: &[W],
     b: &[W],
-    tile: &mut [S; MR * NR],
+    tile: &mut Tile<S>,
     fma: impl Fn(W, W, S) -> S,
 ) {
+    const MR: usize = AVX2_MR;
     let mut acc = [S::default(); MR * NR];
     for p in 0..depth {
         let (ap, bp) = (&a[p * MR..p * MR + MR], &b[p * NR..p * NR + NR]);
@@ -130,14 +177,14 @@ fn portable_tile<W: Copy, S: Copy + Default>(
             }
         }
     }
-    *tile = acc;
+    tile[..MR * NR].copy_from_slice(&acc);
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{MR, NR};
+    use super::{Tile, AVX2_MR as MR, NR};
 
     /// # Safety
     /// The CPU must support AVX2 and FMA; `a` must hold `depth * MR` and `b` `depth * NR` floats.
@@ -146,7 +193,7 @@ mod avx2 {
         depth: usize,
         a: *const f32,
         b: *const f32,
-        tile: &mut [f32; MR * NR],
+        tile: &mut Tile<f32>,
     ) {
         let mut c00 = _mm256_setzero_ps();
         let (mut c01, mut c10, mut c11, mut c20, mut c21) = (c00, c00, c00, c00, c00);
@@ -197,7 +244,7 @@ mod avx2 {
         depth: usize,
         a: *const u32,
         b: *const u32,
-        tile: &mut [i32; MR * NR],
+        tile: &mut Tile<i32>,
     ) {
         let mut c00 = _mm256_setzero_si256();
         let (mut c01, mut c10, mut c11, mut c20, mut c21) = (c00, c00, c00, c00, c00);
@@ -242,6 +289,87 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, NR};
+
+    /// Query rows per panel: 12 rows x 2 registers = 24 accumulators, and per element only 2
+    /// vector loads for 24 FMAs (the query values are broadcast operands of the FMAs).
+    pub(super) const MR: usize = 12;
+    const W: usize = 2 * NR;
+
+    /// # Safety
+    /// The CPU must support AVX-512F; `a` must hold `depth * MR` and `b` `2 * depth * NR` floats.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_f32(
+        depth: usize,
+        a: *const f32,
+        b: *const f32,
+        tile: &mut Tile<f32>,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); MR];
+        let mut hi = [_mm512_setzero_ps(); MR];
+        for p in 0..depth {
+            // SAFETY: p < depth, so every read stays inside the panels (caller's contract).
+            unsafe {
+                let b0 = _mm512_loadu_ps(b.add(p * NR));
+                let b1 = _mm512_loadu_ps(b.add((depth + p) * NR));
+                let ap = a.add(p * MR);
+                for i in 0..MR {
+                    let x = _mm512_set1_ps(*ap.add(i));
+                    lo[i] = _mm512_fmadd_ps(x, b0, lo[i]);
+                    hi[i] = _mm512_fmadd_ps(x, b1, hi[i]);
+                }
+            }
+        }
+        let out = tile.as_mut_ptr();
+        for i in 0..MR {
+            // SAFETY: MR rows of W = 32 floats fit in the tile.
+            unsafe {
+                _mm512_storeu_ps(out.add(i * W), lo[i]);
+                _mm512_storeu_ps(out.add(i * W + NR), hi[i]);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F, BW and VNNI; `a` must hold `depth * MR` and `b`
+    /// `2 * depth * NR` words.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_i16_pairs(
+        depth: usize,
+        a: *const u32,
+        b: *const u32,
+        tile: &mut Tile<i32>,
+    ) {
+        let mut lo = [_mm512_setzero_si512(); MR];
+        let mut hi = [_mm512_setzero_si512(); MR];
+        for p in 0..depth {
+            // SAFETY: p < depth, so every read stays inside the panels (caller's contract).
+            unsafe {
+                let b0 = _mm512_loadu_si512(b.add(p * NR).cast());
+                let b1 = _mm512_loadu_si512(b.add((depth + p) * NR).cast());
+                let ap = a.add(p * MR);
+                for i in 0..MR {
+                    let x = _mm512_set1_epi32(*ap.add(i) as i32);
+                    lo[i] = _mm512_dpwssd_epi32(lo[i], x, b0);
+                    hi[i] = _mm512_dpwssd_epi32(hi[i], x, b1);
+                }
+            }
+        }
+        let out = tile.as_mut_ptr();
+        for i in 0..MR {
+            // SAFETY: MR rows of W = 32 ints fit in the tile.
+            unsafe {
+                _mm512_storeu_si512(out.add(i * W).cast(), lo[i]);
+                _mm512_storeu_si512(out.add(i * W + NR).cast(), hi[i]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,49 +383,87 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn simd_and_portable_tiles_agree() {
-        let depth = 37;
-        let (a, b) = (words(depth * MR, 1), words(depth * NR, 2));
-        let mut reference = [0.0f32; MR * NR];
-        for i in 0..MR {
-            for j in 0..NR {
-                let exact: f64 = (0..depth)
-                    .map(|p| f64::from(a[p * MR + i]) * f64::from(b[p * NR + j]))
-                    .sum();
-                reference[i * NR + j] = exact as f32;
-            }
+    /// Every kernel this CPU can run, the detected one first.
+    fn kernels() -> Vec<Isa> {
+        let mut isas = vec![Isa::detect()];
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2Fma);
         }
-        for isa in [Isa::detect(), Isa::Portable] {
-            let mut tile = [0.0f32; MR * NR];
-            tile_f32(isa, depth, &a, &b, &mut tile);
-            for (x, y) in tile.iter().zip(&reference) {
-                assert!((x - y).abs() < 1e-4, "{isa:?}: {x} vs {y}");
-            }
-        }
+        isas.push(Isa::Portable);
+        isas.dedup();
+        isas
+    }
 
-        let pa: Vec<u32> = (0..depth * MR)
+    /// The first `n` of `rows` (each `depth` long, row-major) packed in panels of `height` rows.
+    fn panel<W: Copy + Default>(rows: &[W], depth: usize, n: usize, height: usize) -> Vec<W> {
+        let mut out = Vec::new();
+        pack_panels(n, depth, height, &mut out, |r, row| {
+            row.copy_from_slice(&rows[r * depth..(r + 1) * depth]);
+        });
+        out
+    }
+
+    /// Test data: enough query rows and corpus rows for any kernel's tile.
+    const ROWS: usize = 32;
+
+    #[test]
+    fn float_tiles_match_f64_and_agree_bit_for_bit_across_kernels() {
+        let depth = 37;
+        let (q, c) = (words(ROWS * depth, 1), words(ROWS * depth, 2));
+        let b = panel(&c, depth, ROWS, NR);
+        let mut first: Option<Vec<f32>> = None;
+        for isa in kernels() {
+            let (mr, w) = (isa.mr(), isa.tile_panels() * NR);
+            let mut tile = [0.0f32; TILE_MAX];
+            tile_f32(isa, depth, &panel(&q, depth, mr, mr), &b, &mut tile);
+            for i in 0..mr {
+                for j in 0..w {
+                    let exact: f64 = (0..depth)
+                        .map(|p| f64::from(q[i * depth + p]) * f64::from(c[j * depth + p]))
+                        .sum();
+                    let got = tile[i * w + j];
+                    let err = (f64::from(got) - exact).abs();
+                    assert!(err < 1e-4, "{isa:?}: {got} vs {exact}");
+                }
+            }
+            // Same accumulation order in every kernel: the scores they share are identical.
+            let shared: Vec<f32> = (0..AVX2_MR)
+                .flat_map(|i| tile[i * w..i * w + NR].to_vec())
+                .collect();
+            match &first {
+                Some(f) => assert_eq!(&shared, f, "{isa:?}"),
+                None => first = Some(shared),
+            }
+        }
+    }
+
+    #[test]
+    fn integer_tiles_are_exact_in_every_kernel() {
+        let depth = 37;
+        let q: Vec<u32> = (0..depth * ROWS)
             .map(|i| pack_pair((i % 255) as i16 - 128, 127 - (i % 256) as i16))
             .collect();
-        let pb: Vec<u32> = (0..depth * NR)
+        let c: Vec<u32> = (0..depth * ROWS)
             .map(|i| pack_pair(255 - (i * 7 % 256) as i16, (i * 3 % 256) as i16 - 128))
             .collect();
-        let mut expected = [0i32; MR * NR];
-        for i in 0..MR {
-            for j in 0..NR {
-                expected[i * NR + j] = (0..depth)
-                    .map(|p| {
-                        let (x0, x1) = unpack_pair(pa[p * MR + i]);
-                        let (y0, y1) = unpack_pair(pb[p * NR + j]);
-                        x0 * y0 + x1 * y1
-                    })
-                    .sum();
+        let b = panel(&c, depth, ROWS, NR);
+        for isa in kernels() {
+            let (mr, w) = (isa.mr(), isa.tile_panels() * NR);
+            let mut tile = [0i32; TILE_MAX];
+            tile_i16_pairs(isa, depth, &panel(&q, depth, mr, mr), &b, &mut tile);
+            for i in 0..mr {
+                for j in 0..w {
+                    let expected: i32 = (0..depth)
+                        .map(|p| {
+                            let (x0, x1) = unpack_pair(q[i * depth + p]);
+                            let (y0, y1) = unpack_pair(c[j * depth + p]);
+                            x0 * y0 + x1 * y1
+                        })
+                        .sum();
+                    assert_eq!(tile[i * w + j], expected, "{isa:?} row {i} col {j}");
+                }
             }
-        }
-        for isa in [Isa::detect(), Isa::Portable] {
-            let mut tile = [0i32; MR * NR];
-            tile_i16_pairs(isa, depth, &pa, &pb, &mut tile);
-            assert_eq!(tile, expected, "{isa:?}");
         }
     }
 }

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::panel::{self, Isa, MR, NR};
+use super::panel::{self, Isa, NR};
 use super::scan::{self, offer_row, PanelScan};
 use super::select::{Collector, Hit};
 use super::{check_block_size, check_width};
@@ -177,7 +177,7 @@ pub fn top_k_quantized(
         let words = width.div_ceil(8);
         let query_words = pack_bits(&queries, 0..n_queries, words);
         let block_rows = scan::block_rows(block_size, words * 8);
-        let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+        let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, 1, |q, c, col| {
             scan_hamming(&query_words, words, &corpus, block_rows, q, c, col);
             Ok(())
         })?;
@@ -187,13 +187,14 @@ pub fn top_k_quantized(
     }
 
     let depth = width.div_ceil(2);
+    let isa = Isa::detect();
     let mut packed_queries = Vec::new();
-    panel::pack_panels(n_queries, depth, MR, &mut packed_queries, |r, out| {
+    panel::pack_panels(n_queries, depth, isa.mr(), &mut packed_queries, |r, out| {
         pair_row(&queries, r, width, out);
     });
     let block_rows = scan::block_rows(block_size, depth * 4);
     let kernel = PanelScan {
-        isa: Isa::detect(),
+        isa,
         depth,
         packed_queries: &packed_queries,
         block_rows,
@@ -205,7 +206,7 @@ pub fn top_k_quantized(
         },
         tile: panel::tile_i16_pairs,
     };
-    let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, |q, c, col| {
+    let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, isa.mr(), |q, c, col| {
         kernel.run(q, c, col)
     })?;
     let (indices, scores) = scan::to_arrays(&hits, k, |s: i32| s);

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use ndarray::Array2;
 
-use super::panel::{Isa, MR, NR};
+use super::panel::{Isa, Tile, NR};
 use super::select::{Collector, Hit, Score};
 use crate::error::Result;
 use crate::parallel;
@@ -14,10 +14,10 @@ use crate::parallel;
 /// Bytes of packed corpus block a thread keeps hot; half of a typical 1 MiB L2.
 const BLOCK_BYTES: usize = 512 * 1024;
 
-/// Corpus rows per block for rows of `row_bytes` bytes, at most `requested`, a multiple of [`NR`]
-/// when possible.
+/// Corpus rows per block for rows of `row_bytes` bytes, at most `requested`, a multiple of
+/// `2 * NR` (the widest tile) when possible.
 pub(crate) fn block_rows(requested: usize, row_bytes: usize) -> usize {
-    let fit = (BLOCK_BYTES / row_bytes.max(1)).max(NR) / NR * NR;
+    let fit = (BLOCK_BYTES / row_bytes.max(1)).max(2 * NR) / (2 * NR) * (2 * NR);
     requested.min(fit).max(1)
 }
 
@@ -25,13 +25,14 @@ pub(crate) fn block_rows(requested: usize, row_bytes: usize) -> usize {
 /// parallel, merged into the best `k` hits per query (best first).
 ///
 /// The corpus is split across threads when it is large enough (each part then keeps its own
-/// collectors), else the queries are (in multiples of [`MR`], so packed query panels are never
-/// split).
+/// collectors), else the queries are (in multiples of `query_panel`, so packed query panels are
+/// never split).
 pub(crate) fn search_parallel<S: Score>(
     n_queries: usize,
     n_corpus: usize,
     k: usize,
     grain: usize,
+    query_panel: usize,
     scan: impl Fn(Range<usize>, Range<usize>, &mut [Collector<S>]) -> Result<()> + Sync + Send,
 ) -> Result<Vec<Vec<Hit<S>>>> {
     let threads = parallel::num_threads().max(1);
@@ -46,10 +47,13 @@ pub(crate) fn search_parallel<S: Score>(
             .map(|r| (0..n_queries, r.start * grain..(r.end * grain).min(n_corpus)))
             .collect()
     } else {
-        let panels = n_queries.div_ceil(MR);
+        let panels = n_queries.div_ceil(query_panel);
         split(panels, threads.min(panels).max(1))
             .into_iter()
-            .map(|r| (r.start * MR..(r.end * MR).min(n_queries), 0..n_corpus))
+            .map(|r| {
+                let queries = r.start * query_panel..(r.end * query_panel).min(n_queries);
+                (queries, 0..n_corpus)
+            })
             .collect()
     };
 
@@ -106,14 +110,14 @@ pub(crate) struct PanelScan<'a, W, S, P> {
     pub isa: Isa,
     /// Words per row.
     pub depth: usize,
-    /// All queries, packed in panels of [`MR`] rows.
+    /// All queries, packed in panels of `isa.mr()` rows.
     pub packed_queries: &'a [W],
     /// Corpus rows per block.
     pub block_rows: usize,
     /// Packs corpus rows `range` into panels of [`NR`] rows.
     pub pack_block: P,
     /// The micro-kernel.
-    pub tile: fn(Isa, usize, &[W], &[W], &mut [S; MR * NR]),
+    pub tile: fn(Isa, usize, &[W], &[W], &mut Tile<S>),
 }
 
 impl<W, S, P> PanelScan<'_, W, S, P>
@@ -129,27 +133,34 @@ where
         corpus: Range<usize>,
         collectors: &mut [Collector<S>],
     ) -> Result<()> {
-        debug_assert_eq!(queries.start % MR, 0);
+        let (mr, panels) = (self.isa.mr(), self.isa.tile_panels());
+        let width = panels * NR;
+        debug_assert_eq!(queries.start % mr, 0);
         let depth = self.depth;
         let mut packed = Vec::new();
-        let mut tile = [S::default(); MR * NR];
+        let mut tile: Tile<S> = [S::default(); _];
         let mut block_start = corpus.start;
         while block_start < corpus.end {
             let block_end = (block_start + self.block_rows).min(corpus.end);
             (self.pack_block)(block_start..block_end, &mut packed)?;
             let rows = block_end - block_start;
             let corpus_panels = rows.div_ceil(NR);
-            for q0 in queries.clone().step_by(MR) {
-                let a = &self.packed_queries[q0 * depth..(q0 + MR) * depth];
-                let valid_i = MR.min(queries.end - q0);
+            // Whole tiles only: zero panels pad the block to a multiple of the tile width.
+            packed.resize(
+                corpus_panels.next_multiple_of(panels) * depth * NR,
+                W::default(),
+            );
+            for q0 in queries.clone().step_by(mr) {
+                let a = &self.packed_queries[q0 * depth..(q0 + mr) * depth];
+                let valid_i = mr.min(queries.end - q0);
                 let row_collectors = &mut collectors[q0 - queries.start..][..valid_i];
-                for cp in 0..corpus_panels {
-                    let b = &packed[cp * depth * NR..(cp + 1) * depth * NR];
+                for cp in (0..corpus_panels).step_by(panels) {
+                    let b = &packed[cp * depth * NR..(cp + panels) * depth * NR];
                     (self.tile)(self.isa, depth, a, b, &mut tile);
                     let first = block_start + cp * NR;
-                    let valid_j = NR.min(rows - cp * NR);
+                    let valid_j = width.min(rows - cp * NR);
                     for (i, collector) in row_collectors.iter_mut().enumerate() {
-                        offer_row(collector, &tile[i * NR..i * NR + valid_j], first);
+                        offer_row(collector, &tile[i * width..i * width + valid_j], first);
                     }
                 }
             }
