@@ -189,6 +189,35 @@ def test_nan_and_infinite_scores_follow_the_heap_walk(st_mining: Callable[..., P
         assert {tuple(p[1:]) for p in ours} == {tuple(p[1:]) for p in theirs}
 
 
+@pytest.mark.parametrize("flaw", ["asymmetric", "nan"])
+def test_flaws_the_symmetry_probe_misses_still_follow_the_heap_walk(st_mining: Callable[..., Pairs], flaw: str) -> None:
+    # The first call (embedforge's symmetry probe) is clean; later calls are not, so the collector
+    # has to notice mid-stream and hand over to the heap walk.
+    def flawed(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        scores = a @ b.T
+        if flaw == "asymmetric":
+            return scores + 0.5 * a.sum(dim=1, keepdim=True)
+        return scores.masked_fill(scores == 3, float("nan"))
+
+    calls = 0
+
+    def clean_once(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return a @ b.T if calls == 1 else flawed(a, b)
+
+    embeddings = _integer_rows(40, 5, seed=5, duplicates=20)
+    kwargs = {"top_k": 5, "max_pairs": 10**6, "query_chunk_size": 16}
+    ours = paraphrase_mining_embeddings(embeddings, score_function=clean_once, **kwargs)
+    theirs = st_mining(embeddings, score_function=flawed, **kwargs)
+    chunks = -(-len(embeddings) // 16)
+    assert calls >= 1 + 1 + chunks  # the probe, at least one call of the abandoned pass, the walk's pass
+    if flaw == "asymmetric":
+        assert_identical_up_to_tie_order(ours, theirs)
+    else:
+        assert {tuple(p[1:]) for p in ours} == {tuple(p[1:]) for p in theirs}
+
+
 def test_chunk_sizes_do_not_change_the_result(merge_often: None) -> None:
     embeddings = _integer_rows(60, 6, seed=3, duplicates=40)
     for score_function in (dot_score, lambda a, b: dot_score(a, b)):
@@ -221,15 +250,15 @@ def _symmetric_stream(
     return [(start, ids[start : start + chunk], best[start : start + chunk]) for start in range(0, rows, chunk)]
 
 
-@pytest.mark.parametrize("drop_below_cut", [False, True])
-def test_collector_matches_the_heap_walk_on_tied_streams(drop_below_cut: bool) -> None:
+@pytest.mark.parametrize("min_merge", [1, 10**9])  # merge (and cut) after every chunk, or once at the end
+def test_collector_matches_the_heap_walk_on_tied_streams(min_merge: int) -> None:
     # The heap walk is sentence-transformers' loop itself; the collector must end with the same pairs.
     for seed in range(40):
         rng = np.random.default_rng(1000 + seed)
         rows, top_k = int(rng.integers(2, 60)), int(rng.integers(1, 12))
         max_pairs, chunk = int(rng.integers(1, 80)), int(rng.integers(1, 25))
         stream = _symmetric_stream(rows, levels=int(rng.integers(1, 5)), top_k=top_k, chunk=chunk, seed=seed)
-        collector = VectorisedPairCollector(rows, top_k, max_pairs, drop_below_cut=drop_below_cut, min_merge=1)
+        collector = VectorisedPairCollector(rows, top_k, max_pairs, min_merge=min_merge)
         for part in stream:
             collector.add(*part)
         ours = collector.result()
@@ -242,7 +271,7 @@ def test_collector_matches_the_heap_walk_on_tied_streams(drop_below_cut: bool) -
 def test_collector_hands_asymmetric_streams_to_the_heap_walk() -> None:
     ids = np.array([[1, 0], [0, 1]])
     scores = np.array([[0.5, 1.0], [0.25, 1.0]], dtype=np.float32)  # pair (0, 1) scores 0.5 one way, 0.25 the other
-    collector = VectorisedPairCollector(2, top_k=1, max_pairs=5, drop_below_cut=False, min_merge=1)
+    collector = VectorisedPairCollector(2, top_k=1, max_pairs=5, min_merge=1)
     collector.add(0, ids, scores)
     assert collector.result() is None
     assert collect_pairs_sequentially([(0, ids, scores)], top_k=1, max_pairs=5) == [[0.5, 0, 1]]

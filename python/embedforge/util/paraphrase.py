@@ -26,6 +26,8 @@ from .tensor import EmbeddingsLike, _convert_to_tensor
 
 # Corpus rows the Rust engine scores per block (cache-sized; corpus_chunk_size only lowers it).
 _RUST_BLOCK = 4096
+# Rows scored against each other to check a user's score function for symmetry.
+_SYMMETRY_PROBE_ROWS = 64
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -98,44 +100,47 @@ def paraphrase_mining_embeddings(
 
     score_name = _rust_score_name(score_function)
     if score_name is not None and not matrix.is_sparse:
-        return _mine_with_engine(matrix, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_name)
-    return _mine_with_torch(matrix, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function)
+        # The engine scores both directions of a pair with the same arithmetic.
+        return _collect(
+            lambda: _neighbours_rust(matrix, query_chunk_size, corpus_chunk_size, top_k, score_name),
+            len(matrix),
+            top_k,
+            max_pairs,
+            symmetric=True,
+        )
+    return _collect(
+        lambda: _neighbours_torch(matrix, query_chunk_size, corpus_chunk_size, top_k, score_function),
+        len(matrix),
+        top_k,
+        max_pairs,
+        symmetric=_looks_symmetric(matrix, score_function),
+    )
 
 
-def _mine_with_engine(
-    matrix: Tensor, query_chunk_size: int, corpus_chunk_size: int, max_pairs: int, top_k: int, score_name: str
+def _collect(
+    neighbours: Callable[[], Iterator[NeighbourChunk]], rows: int, top_k: int, max_pairs: int, symmetric: bool
 ) -> list[list[float | int]]:
-    """Pairs from the Rust engine's neighbours, for one of the built-in score functions."""
-    # The engine scores both directions of a pair with the same arithmetic, so pairs below the
-    # max_pairs cut can be forgotten as the rows stream by.
-    collector = VectorisedPairCollector(len(matrix), top_k, max_pairs, drop_below_cut=True)
-    for chunk in _neighbours_rust(matrix, query_chunk_size, corpus_chunk_size, top_k, score_name):
-        collector.add(*chunk)
-    pairs = collector.result()
-    if pairs is None:
-        # Not expected from the engine (it rejects NaN and is symmetric); search again and walk.
-        chunks = _neighbours_rust(matrix, query_chunk_size, corpus_chunk_size, top_k, score_name)
-        pairs = collect_pairs_sequentially(chunks, top_k, max_pairs)
-    return pairs
+    """The pairs from a fresh neighbour stream: by the closed form when scores are symmetric, else by the walk."""
+    if symmetric:
+        collector = VectorisedPairCollector(rows, top_k, max_pairs)
+        for chunk in neighbours():
+            collector.add(*chunk)
+            if collector.gave_up:
+                break
+        pairs = collector.result()
+        if pairs is not None:
+            return pairs
+        # A NaN score, or a pair scored differently each way after all: score again and walk.
+    return collect_pairs_sequentially(neighbours(), top_k, max_pairs)
 
 
-def _mine_with_torch(
-    matrix: Tensor,
-    query_chunk_size: int,
-    corpus_chunk_size: int,
-    max_pairs: int,
-    top_k: int,
-    score_function: Callable[[Tensor, Tensor], Tensor],
-) -> list[list[float | int]]:
-    """Pairs from neighbours scored by any callable with torch."""
-    # A user's function may score a pair's two directions differently (or give NaN); every chunk
-    # is kept so that the heap walk can replay them without scoring again when it does.
-    chunks = list(_neighbours_torch(matrix, query_chunk_size, corpus_chunk_size, top_k, score_function))
-    collector = VectorisedPairCollector(len(matrix), top_k, max_pairs, drop_below_cut=False)
-    for chunk in chunks:
-        collector.add(*chunk)
-    pairs = collector.result()
-    return collect_pairs_sequentially(chunks, top_k, max_pairs) if pairs is None else pairs
+def _looks_symmetric(matrix: Tensor, score_function: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Whether ``score_function`` scores the first rows the same both ways, bit for bit (NaN counts as not)."""
+    # A cheap probe that catches plainly asymmetric callables before a whole search; the
+    # collector still compares both directions of every pair it keeps and bails out if they differ.
+    sample = _rows(matrix, 0, min(len(matrix), _SYMMETRY_PROBE_ROWS))
+    scores = score_function(sample, sample).detach()
+    return scores.shape[0] == scores.shape[1] and bool(torch.equal(scores, scores.T))
 
 
 def _neighbours_rust(

@@ -42,19 +42,18 @@ _MIN_MERGE = 1 << 18
 class VectorisedPairCollector:
     """Collects neighbour chunks (rows in order) and returns sentence-transformers' pairs, or None if it cannot."""
 
-    def __init__(
-        self, rows: int, top_k: int, max_pairs: int, drop_below_cut: bool, min_merge: int | None = None
-    ) -> None:
-        """``drop_below_cut`` forgets pairs that can no longer be kept (memory ~ max_pairs, not the stream).
+    def __init__(self, rows: int, top_k: int, max_pairs: int, min_merge: int | None = None) -> None:
+        """Collect pairs among ``rows`` texts; ``min_merge`` candidates at least are buffered before a merge.
 
-        Only pass True when both directions of a pair are known to score the same: a forgotten
-        first direction can then not hide a differently scored second one. ``min_merge`` is how
-        many candidates are buffered at least before they are merged (tests lower it).
+        Pairs that can no longer make the ``max_pairs`` cut are forgotten as the rows stream by, so
+        memory follows ``max_pairs``, not ``rows * top_k``. That relies on both directions of a pair
+        scoring the same: a forgotten first direction could hide a differently scored second one.
+        Where both directions are still known they are compared, and a difference (or a NaN) makes
+        :meth:`result` return None.
         """
         self._rows = rows
         self._top_k = top_k
         self._max_pairs = max_pairs
-        self._drop_below_cut = drop_below_cut
         self._min_merge = _MIN_MERGE if min_merge is None else min_merge
         self._cut = -np.inf  # pairs scoring below this can no longer be kept
         self._needs_sequential = False
@@ -64,6 +63,11 @@ class VectorisedPairCollector:
         self._positions = np.empty(0, dtype=np.int64)  # place in the row-by-row walk
         self._pending: list[tuple[np.ndarray, ...]] = []
         self._pending_count = 0
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether the stream turned out to need the heap walk (then :meth:`result` is None)."""
+        return self._needs_sequential
 
     def add(self, start: int, ids: np.ndarray, scores: np.ndarray) -> None:
         """Take the neighbours of rows ``start .. start + len(ids)``, each row best first."""
@@ -134,7 +138,7 @@ class VectorisedPairCollector:
         self._keys = all_keys[order]
         self._scores = np.concatenate([self._scores, forward_scores, backward_scores[fresh]])[order]
         self._positions = np.concatenate([self._positions, forward_positions, backward_positions[fresh]])[order]
-        if self._drop_below_cut and len(self._keys) > self._max_pairs:
+        if len(self._keys) > self._max_pairs:
             self._cut = _nth_best(self._scores, self._max_pairs)
             keep = self._scores >= self._cut
             self._keys, self._scores, self._positions = self._keys[keep], self._scores[keep], self._positions[keep]
