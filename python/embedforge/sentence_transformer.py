@@ -441,7 +441,9 @@ class SentenceTransformer(nn.Sequential, FitMixin):
     def _static_fast_path_applies(self, kwargs: dict[str, Any]) -> bool:
         """Whether the model is StaticEmbedding (+ Normalize) on CPU, so Rust can do the whole encode."""
         modules = list(self._modules.values())
-        if not modules or type(modules[0]) is not StaticEmbedding or kwargs:
+        # encode_query/encode_document always pass ``task``; only a Router uses it, and a Router is
+        # not StaticEmbedding + Normalize, so it does not rule the fast path out.
+        if not modules or type(modules[0]) is not StaticEmbedding or set(kwargs) - {"task"}:
             return False
         rest = modules[1:]
         if not all(type(module) is Normalize and module.module_input_name == "sentence_embedding" for module in rest):
@@ -453,17 +455,16 @@ class SentenceTransformer(nn.Sequential, FitMixin):
         normalize = len(self._modules) > 1
         if len(texts) <= STATIC_CHUNK:
             return static.embed_fast(texts, prompt=prompt, normalize=normalize)
-        parts = [
-            static.embed_fast(texts[start : start + STATIC_CHUNK], prompt=prompt, normalize=normalize)
-            for start in trange(
-                0,
-                len(texts),
-                STATIC_CHUNK,
-                desc="Batches",
-                disable=not show_progress_bar,
-            )
-        ]
-        return np.concatenate(parts, axis=0)
+        # Each part is copied into place as it comes, so only one part exists besides the result.
+        result: np.ndarray | None = None
+        for start in trange(0, len(texts), STATIC_CHUNK, desc="Batches", disable=not show_progress_bar):
+            part = static.embed_fast(texts[start : start + STATIC_CHUNK], prompt=prompt, normalize=normalize)
+            if result is None:
+                result = np.empty((len(texts), part.shape[1]), dtype=part.dtype)
+            result[start : start + len(part)] = part
+            del part
+        assert result is not None  # len(texts) > STATIC_CHUNK, so the loop ran
+        return result
 
     @torch.inference_mode()
     def _encode_batches(
