@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
 import os
@@ -27,6 +29,18 @@ _METRIC_GROUPS = ("accuracy@k", "precision@k", "recall@k", "ndcg@k", "mrr@k", "m
 
 # The similarity names a model may report that the Rust engine scores itself.
 _ENGINE_SCORES = ("cosine", "dot", "euclidean", "manhattan")
+
+# Temporary [queries x chunk] matrices (torch scores when the torch score function must rank a
+# chunk, see _order_is_fragile; full re-rankings of rows tied at the cutoff) are built this many
+# bytes at a time instead of whole: 1,000 queries x 50,000 documents would be 191 MB at once.
+_WORKSPACE_BYTES = 32 * 2**20
+# Slices are never narrower than this, so every slice stays a large matrix product.
+_MIN_SLICE_COLUMNS = 2048
+# Column slices of a matrix product are bitwise the full product's columns only when BLAS runs
+# its blocked gemm kernel, i.e. for enough query rows; with a handful of queries it may switch to
+# matrix-vector kernels whose rounding depends on the width (seen with MKL below ~8 rows). Below
+# this many queries the full matrix is small anyway and is built whole, as sentence-transformers does.
+_MIN_SLICED_QUERIES = 128
 
 
 def _check_cutoffs(name: str, values: Sequence[int]) -> None:
@@ -153,6 +167,7 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         self.corpus_ids = list(corpus.keys())
         self.corpus = [corpus[cid] for cid in self.corpus_ids]
         self._corpus_id_ranks: Tensor | None = None
+        self._corpus_id_sorted_positions: np.ndarray | None = None
 
         self.query_prompt = query_prompt
         self.query_prompt_name = query_prompt_name
@@ -230,11 +245,30 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
     def get_corpus_id_ranks(self) -> Tensor:
         """Position of each corpus entry when the corpus ids are sorted ascending (cached)."""
         if self._corpus_id_ranks is None:
-            order = sorted(range(len(self.corpus_ids)), key=self.corpus_ids.__getitem__)
-            ranks = torch.empty(len(self.corpus_ids), dtype=torch.long)
-            ranks[torch.tensor(order, dtype=torch.long)] = torch.arange(len(self.corpus_ids))
+            order = self._corpus_id_order()
+            ranks = torch.empty(len(order), dtype=torch.long)
+            ranks[torch.from_numpy(order)] = torch.arange(len(order))
             self._corpus_id_ranks = ranks
         return self._corpus_id_ranks
+
+    def _corpus_id_order(self) -> np.ndarray:
+        """Corpus positions sorted by corpus id (cached): 8 bytes per document, unlike an id -> position dict."""
+        if self._corpus_id_sorted_positions is None:
+            self._corpus_id_sorted_positions = np.array(
+                sorted(range(len(self.corpus_ids)), key=self.corpus_ids.__getitem__), dtype=np.int64
+            )
+        return self._corpus_id_sorted_positions
+
+    def _corpus_position(self, corpus_id: Any) -> int | None:
+        """Where ``corpus_id`` sits in the corpus, or None when it is not a corpus id (binary search)."""
+        order = self._corpus_id_order()
+        try:
+            at = bisect.bisect_left(order, corpus_id, key=self.corpus_ids.__getitem__)
+        except TypeError:  # not comparable with the corpus ids, so not one of them
+            return None
+        if at < len(order) and self.corpus_ids[order[at]] == corpus_id:
+            return int(order[at])
+        return None
 
     def _max_k(self) -> int:
         return max(
@@ -284,13 +318,11 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         query_embeddings = self.embed_inputs(
             model, self.queries, encode_fn_name="query", prompt_name=self.query_prompt_name, prompt=self.query_prompt
         )
-        ranks = self.get_corpus_id_ranks()
-        rank_array = ranks.numpy()
-        corpus_position = {cid: i for i, cid in enumerate(self.corpus_ids)}
-        relevant_positions = [
-            {corpus_position[cid] for cid in self.relevant_docs[qid] if cid in corpus_position}
-            for qid in self.queries_ids
-        ]
+        rank_array = self.get_corpus_id_ranks().numpy()
+        # Hits are corpus positions; relevant ids map to positions too (ids outside the corpus get
+        # fresh numbers past its end, so they count as relevant but never match a hit).
+        relevant = self._relevant_positions()
+        relevant_sets = [set(row) for row in relevant]
         engine_names = {
             fn: self._engine_score_name(fn, score_function) for fn, score_function in self.score_functions.items()
         }
@@ -302,39 +334,22 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
             0, len(self.corpus), self.corpus_chunk_size, desc="Corpus Chunks", disable=not self.show_progress_bar
         ):
             end = min(start + self.corpus_chunk_size, len(self.corpus))
-            if corpus_embeddings is None:
-                chunk = self.embed_inputs(
-                    corpus_model,
-                    self.corpus[start:end],
-                    encode_fn_name="document",
-                    prompt_name=self.corpus_prompt_name,
-                    prompt=self.corpus_prompt,
-                )
-            elif isinstance(corpus_embeddings, Tensor) and corpus_embeddings.is_sparse:
-                chunk = corpus_embeddings.index_select(0, torch.arange(start, end, device=corpus_embeddings.device))
-            else:
-                chunk = corpus_embeddings[start:end]
-            chunk_ranks = rank_array[start:end]
-            chunk_matrix = None
+            chunk = self._corpus_chunk(corpus_model, corpus_embeddings, start, end)
             for fn, score_function in self.score_functions.items():
-                engine_name = engine_names[fn]
-                engine_result = None
-                if engine_name is not None and query_matrix is not None and _is_dense_matrix(chunk):
-                    if chunk_matrix is None:
-                        chunk_matrix = _float32_matrix(chunk)
-                    engine_result = _engine_top_k(query_matrix, chunk_matrix, max_k, engine_name, chunk_ranks)
-                    if self._order_is_fragile(*engine_result, start, relevant_positions):
-                        engine_result = None
-                if engine_result is not None:
-                    values, indices = engine_result[0][:, :max_k], engine_result[1][:, :max_k]
-                else:
-                    pair_scores = score_function(query_embeddings, chunk)
-                    top_k = min(max_k, pair_scores.shape[1])
-                    torch_values, torch_indices = self._chunk_top_k(
-                        pair_scores, top_k, ranks[start:end].to(pair_scores.device)
-                    )
-                    values, indices = torch_values.float().cpu().numpy(), torch_indices.cpu().numpy()
+                values, indices = self._rank_chunk(
+                    score_function,
+                    engine_names[fn],
+                    query_embeddings,
+                    query_matrix,
+                    chunk,
+                    start,
+                    max_k,
+                    rank_array[start:end],
+                    relevant_sets,
+                )
                 best[fn] = _merge_best(best[fn], (values, indices + start), max_k, rank_array)
+            # Dropped before the next chunk is embedded, so two chunks' embeddings never coexist.
+            del chunk
 
         ranked: dict[str, list[list[int]]] = {}
         results: dict[str, list[list[dict[str, Any]]]] = {}
@@ -356,22 +371,100 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
 
         logger.info(f"Queries: {len(self.queries)}")
         logger.info(f"Corpus: {len(self.corpus)}\n")
-        # Hits are already corpus positions; relevant ids map to positions too (ids outside the
-        # corpus get fresh numbers past its end, so they count as relevant but never match).
-        position = {cid: i for i, cid in enumerate(self.corpus_ids)}
-        relevant: list[list[int]] = []
-        for qid in self.queries_ids:
-            row = []
-            for cid in self.relevant_docs[qid]:
-                if cid not in position:
-                    position[cid] = len(position)
-                row.append(position[cid])
-            relevant.append(row)
         scores_by_fn = {fn: self._score_ranked(ranked[fn], relevant) for fn in self.score_functions}
         for fn in self.score_function_names:
             logger.info(f"Score-Function: {fn}")
             self.output_scores(scores_by_fn[fn])
         return scores_by_fn
+
+    def _relevant_positions(self) -> list[list[int]]:
+        """Each query's relevant documents as corpus positions; unknown ids get numbers past the corpus end."""
+        outside: dict[Any, int] = {}
+        relevant = []
+        for qid in self.queries_ids:
+            row = []
+            for cid in self.relevant_docs[qid]:
+                position = self._corpus_position(cid)
+                if position is None:
+                    position = outside.setdefault(cid, len(self.corpus_ids) + len(outside))
+                row.append(position)
+            relevant.append(row)
+        return relevant
+
+    def _corpus_chunk(self, corpus_model: Any, corpus_embeddings: Any, start: int, end: int) -> Any:
+        """Embeddings of corpus rows ``start:end``: embedded now, or taken from ``corpus_embeddings``."""
+        if corpus_embeddings is None:
+            return self.embed_inputs(
+                corpus_model,
+                self.corpus[start:end],
+                encode_fn_name="document",
+                prompt_name=self.corpus_prompt_name,
+                prompt=self.corpus_prompt,
+            )
+        if isinstance(corpus_embeddings, Tensor) and corpus_embeddings.is_sparse:
+            return corpus_embeddings.index_select(0, torch.arange(start, end, device=corpus_embeddings.device))
+        return corpus_embeddings[start:end]
+
+    def _rank_chunk(
+        self,
+        score_function: Callable[[Tensor, Tensor], Tensor],
+        engine_name: str | None,
+        query_embeddings: Tensor,
+        query_matrix: np.ndarray | None,
+        chunk: Any,
+        start: int,
+        max_k: int,
+        chunk_ranks: np.ndarray,
+        relevant_sets: list[set[int]],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's best ``max_k`` per query by (score desc, corpus id asc): (scores, chunk indices).
+
+        The Rust engine ranks the chunk unless the score function is one it does not know, or its
+        order is fragile; then the torch score function does, in column slices when that is exact.
+        """
+        dense = _is_dense_matrix(chunk)
+        if engine_name is not None and query_matrix is not None and dense:
+            values, indices = _engine_top_k(query_matrix, _float32_matrix(chunk), max_k, engine_name, chunk_ranks)
+            if not self._order_is_fragile(values, indices, start, relevant_sets):
+                return values[:, :max_k], indices[:, :max_k]
+        # Only the engine's own formulas are known to score each corpus row independently of the
+        # others; a user's score function (and a sparse chunk) always goes whole, as in sentence-transformers.
+        row_wise = engine_name is not None and dense
+        return self._torch_top_k(score_function, query_embeddings, chunk, max_k, chunk_ranks, row_wise)
+
+    def _torch_top_k(
+        self,
+        score_function: Callable[[Tensor, Tensor], Tensor],
+        query_embeddings: Tensor,
+        chunk: Any,
+        max_k: int,
+        chunk_ranks: np.ndarray,
+        row_wise: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_rank_chunk` with the torch score function, on column slices when ``row_wise`` allows it.
+
+        A slice's scores are bitwise the full matrix's columns (the same gemm per element), and the
+        best ``max_k`` of the chunk are the best ``max_k`` of its slices' best, by the same order.
+        """
+        n_docs = int(chunk.shape[0])
+        width = n_docs
+        if row_wise and len(query_embeddings) >= _MIN_SLICED_QUERIES:
+            width = max(_MIN_SLICE_COLUMNS, _WORKSPACE_BYTES // (4 * len(query_embeddings)))
+        # Equal slices: the last one is never a sliver that a BLAS could treat as a special case.
+        n_slices = -(-n_docs // width)
+        bounds = [n_docs * i // n_slices for i in range(n_slices + 1)]
+        ranks = torch.from_numpy(chunk_ranks)
+        kept: tuple[np.ndarray, np.ndarray] | None = None
+        for low, high in itertools.pairwise(bounds):
+            pair_scores = score_function(query_embeddings, chunk if n_slices == 1 else chunk[low:high])
+            top_k = min(max_k, pair_scores.shape[1])
+            values, indices = self._chunk_top_k(pair_scores, top_k, ranks[low:high].to(pair_scores.device))
+            del pair_scores
+            found = (values.float().cpu().numpy(), indices.cpu().numpy() + low)
+            kept = found if kept is None and n_slices == 1 else _merge_best(kept, found, max_k, chunk_ranks)
+        if kept is None:  # unreachable: a chunk always has at least one row
+            raise RuntimeError("an empty corpus chunk was ranked")
+        return kept
 
     def _engine_score_name(self, fn: str, score_function: Callable[..., Any]) -> str | None:
         """The Rust engine's name for a score function, or None when only torch can compute it."""
@@ -533,10 +626,14 @@ def _engine_top_k(
         tied = np.flatnonzero(values[:, top_k - 1] == values[:, top_k])
         if len(tied):
             values, indices = values[:, :top_k].copy(), indices[:, :top_k].copy()
-            all_indices, all_values = _core.top_k(queries[tied], chunk, len(chunk), score)
-            order = np.lexsort((chunk_ranks[all_indices], -all_values), axis=-1)[:, :top_k]
-            indices[tied] = np.take_along_axis(all_indices, order, axis=1)
-            values[tied] = np.take_along_axis(all_values, order, axis=1)
+            # A whole-chunk ranking costs ~40 bytes per document and row (indices, scores, sort keys).
+            rows_per_pass = max(1, _WORKSPACE_BYTES // (40 * len(chunk)))
+            for first in range(0, len(tied), rows_per_pass):
+                rows = tied[first : first + rows_per_pass]
+                all_indices, all_values = _core.top_k(queries[rows], chunk, len(chunk), score)
+                order = np.lexsort((chunk_ranks[all_indices], -all_values), axis=-1)[:, :top_k]
+                indices[rows] = np.take_along_axis(all_indices, order, axis=1)
+                values[rows] = np.take_along_axis(all_values, order, axis=1)
     return values, indices
 
 
