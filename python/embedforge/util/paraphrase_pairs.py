@@ -9,8 +9,9 @@ the run time, so :class:`VectorisedPairCollector` computes the same outcome with
 Why a closed form exists, when the score function is symmetric (``score(a, b) == score(b, a)``
 bit for bit, as the Rust engine's scores are): a pair's second occurrence then never changes
 anything (it is either still queued, or was evicted or refused at a floor >= its score), so the
-walk only sees each pair's first occurrence. Let ``s*`` be the ``max_pairs``-th best score among
-those pairs. The floor never passes ``s*``, so every pair scoring above ``s*`` is kept; pairs
+walk only sees each pair's first occurrence (minus -inf scores, which never beat the initial
+floor of -inf). With at most ``max_pairs`` of them nothing is evicted: all are kept. Else let
+``s*`` be the ``max_pairs``-th best score among those pairs. The floor never passes ``s*``, so every pair scoring above ``s*`` is kept; pairs
 below ``s*`` are all evicted or refused. Pairs scoring exactly ``s*`` are the only ones whose fate
 depends on the walk: the first time a pair scoring ``s*`` is evicted is when the
 ``(max_pairs + 1)``-th pair scoring ``>= s*`` arrives; the floor becomes ``s*`` and refuses every
