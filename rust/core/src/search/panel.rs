@@ -11,8 +11,11 @@
 //!
 //! Two element kinds share that layout:
 //! - `f32` words, multiplied with FMA (float search);
-//! - pairs of `i16` packed in one word, multiplied with `vpmaddwd` into `i32` sums (int8 and
-//!   uint8 search: exact integer dot products).
+//! - pairs of `i16` packed in one word, multiplied with `vpmaddwd` / `vpdpwssd` into `i32`
+//!   sums (int8 and uint8 search on CPUs without AVX-512 VNNI: exact integer dot products);
+//! - quads of bytes packed in one word, one side unsigned and one signed, multiplied with
+//!   `vpdpbusd` (AVX-512 VNNI: 64 byte products per instruction, four times the float rate)
+//!   into exact `i32` sums.
 //!
 //! Every score is accumulated in the same order (one fused multiply-add per element, first
 //! to last) whatever the kernel, block sizes or thread split, so results do not depend on
@@ -71,6 +74,11 @@ impl Isa {
             Self::Avx512 => avx512::MR,
             Self::Avx2Fma | Self::Portable => AVX2_MR,
         }
+    }
+
+    /// Whether [`tile_byte_quads`] runs in SIMD here (else int8 search uses `i16` pairs).
+    pub fn has_byte_dot(self) -> bool {
+        self == Self::Avx512
     }
 
     /// Consecutive corpus panels one kernel call reads (tile columns = this x [`NR`]).
@@ -141,6 +149,51 @@ pub(crate) fn tile_i16_pairs(isa: Isa, depth: usize, a: &[u32], b: &[u32], tile:
             let (x0, x1) = unpack_pair(x);
             let (y0, y1) = unpack_pair(y);
             acc.wrapping_add(x0 * y0 + x1 * y1)
+        }),
+    }
+}
+
+/// Which byte operand of [`tile_byte_quads`] is signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SignedSide {
+    /// Query bytes are `i8`, corpus bytes `u8`.
+    Query,
+    /// Query bytes are `u8`, corpus bytes `i8`.
+    Corpus,
+}
+
+/// As [`tile_f32`] with `dot4(a, b)` for `a * b`, where each word holds four bytes (first byte
+/// lowest), signed on the `signed` side and unsigned on the other.
+#[inline]
+pub(crate) fn tile_byte_quads(
+    isa: Isa,
+    signed: SignedSide,
+    depth: usize,
+    a: &[u32],
+    b: &[u32],
+    tile: &mut Tile<i32>,
+) {
+    assert!(a.len() >= depth * isa.mr() && b.len() >= depth * NR * isa.tile_panels());
+    match (isa, signed) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `tile_f32`.
+        (Isa::Avx512, SignedSide::Query) => unsafe {
+            avx512::tile_byte_quads::<true>(depth, a.as_ptr(), b.as_ptr(), tile)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `tile_f32`.
+        (Isa::Avx512, SignedSide::Corpus) => unsafe {
+            avx512::tile_byte_quads::<false>(depth, a.as_ptr(), b.as_ptr(), tile)
+        },
+        _ => portable_tile(depth, a, b, tile, |x, y, acc| {
+            let (x, y) = (x.to_le_bytes(), y.to_le_bytes());
+            let dot: i32 = (0..4)
+                .map(|i| match signed {
+                    SignedSide::Query => i32::from(x[i] as i8) * i32::from(y[i]),
+                    SignedSide::Corpus => i32::from(x[i]) * i32::from(y[i] as i8),
+                })
+                .sum();
+            acc.wrapping_add(dot)
         }),
     }
 }
@@ -368,6 +421,47 @@ mod avx512 {
             }
         }
     }
+
+    /// # Safety
+    /// The CPU must support AVX-512F and VNNI; `a` must hold `depth * MR` and `b`
+    /// `2 * depth * NR` words. `QUERY_SIGNED`: the query bytes are `i8` (else the corpus's are).
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn tile_byte_quads<const QUERY_SIGNED: bool>(
+        depth: usize,
+        a: *const u32,
+        b: *const u32,
+        tile: &mut Tile<i32>,
+    ) {
+        let mut lo = [_mm512_setzero_si512(); MR];
+        let mut hi = [_mm512_setzero_si512(); MR];
+        for p in 0..depth {
+            // SAFETY: p < depth, so every read stays inside the panels (caller's contract).
+            unsafe {
+                let b0 = _mm512_loadu_si512(b.add(p * NR).cast());
+                let b1 = _mm512_loadu_si512(b.add((depth + p) * NR).cast());
+                let ap = a.add(p * MR);
+                for i in 0..MR {
+                    let x = _mm512_set1_epi32(*ap.add(i) as i32);
+                    // vpdpbusd multiplies its first operand's bytes as unsigned.
+                    if QUERY_SIGNED {
+                        lo[i] = _mm512_dpbusd_epi32(lo[i], b0, x);
+                        hi[i] = _mm512_dpbusd_epi32(hi[i], b1, x);
+                    } else {
+                        lo[i] = _mm512_dpbusd_epi32(lo[i], x, b0);
+                        hi[i] = _mm512_dpbusd_epi32(hi[i], x, b1);
+                    }
+                }
+            }
+        }
+        let out = tile.as_mut_ptr();
+        for i in 0..MR {
+            // SAFETY: MR rows of W = 32 ints fit in the tile.
+            unsafe {
+                _mm512_storeu_si512(out.add(i * W).cast(), lo[i]);
+                _mm512_storeu_si512(out.add(i * W + NR).cast(), hi[i]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -462,6 +556,40 @@ mod tests {
                         })
                         .sum();
                     assert_eq!(tile[i * w + j], expected, "{isa:?} row {i} col {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_quad_tiles_are_exact_in_every_kernel() {
+        let depth = 29;
+        let word = |i: usize, mul: usize| {
+            u32::from_le_bytes(std::array::from_fn(|b| ((i * 4 + b) * mul % 256) as u8))
+        };
+        let q: Vec<u32> = (0..depth * ROWS).map(|i| word(i, 7)).collect();
+        let c: Vec<u32> = (0..depth * ROWS).map(|i| word(i, 13)).collect();
+        let b = panel(&c, depth, ROWS, NR);
+        for isa in kernels() {
+            for signed in [SignedSide::Query, SignedSide::Corpus] {
+                let (mr, w) = (isa.mr(), isa.tile_panels() * NR);
+                let mut tile = [0i32; TILE_MAX];
+                tile_byte_quads(isa, signed, depth, &panel(&q, depth, mr, mr), &b, &mut tile);
+                for i in 0..mr {
+                    for j in 0..w {
+                        let expected: i32 = (0..depth)
+                            .flat_map(|p| {
+                                let x = q[i * depth + p].to_le_bytes();
+                                let y = c[j * depth + p].to_le_bytes();
+                                (0..4).map(move |t| match signed {
+                                    SignedSide::Query => i32::from(x[t] as i8) * i32::from(y[t]),
+                                    SignedSide::Corpus => i32::from(x[t]) * i32::from(y[t] as i8),
+                                })
+                            })
+                            .sum();
+                        let got = tile[i * w + j];
+                        assert_eq!(got, expected, "{isa:?} {signed:?} row {i} col {j}");
+                    }
                 }
             }
         }

@@ -2,7 +2,11 @@
 //!
 //! The inputs are what `quantize_embeddings` produces:
 //! - `int8` / `uint8`: one byte per dimension; scored by their exact integer dot product,
-//!   computed with the panel kernel on `i16` pairs ([`super::panel`]).
+//!   computed with the panel kernel ([`super::panel`]) on byte quads with AVX-512 VNNI, else
+//!   on `i16` pairs. `vpdpbusd` multiplies unsigned by signed bytes, so the corpus bytes are
+//!   stored with their top bit flipped (int8 `c` as the unsigned `c + 128`, uint8 `c` as the
+//!   signed `c - 128`) and the query bytes as they are; the flip adds `+-128 * sum(query)`
+//!   to every score of a query, which does not change its ranking and is subtracted at the end.
 //! - `binary` (int8, each packed byte minus 128) / `ubinary` (uint8 packed bits): scored by
 //!   Hamming distance with `popcnt`. The -128 offset flips the top bit of every byte on both
 //!   sides, so XOR-ing the raw bytes gives the same distance for both precisions.
@@ -15,7 +19,7 @@ use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::panel::{self, Isa, NR};
+use super::panel::{self, Isa, SignedSide, Tile, NR};
 use super::scan::{self, offer_row, PanelScan};
 use super::select::{Collector, Hit};
 use super::{check_block_size, check_width};
@@ -186,31 +190,119 @@ pub fn top_k_quantized(
         return Ok(QuantizedTopK { indices, scores });
     }
 
-    let depth = width.div_ceil(2);
     let isa = Isa::detect();
-    let mut packed_queries = Vec::new();
-    panel::pack_panels(n_queries, depth, isa.mr(), &mut packed_queries, |r, out| {
-        pair_row(&queries, r, width, out);
-    });
-    let block_rows = scan::block_rows(block_size, depth * 4);
-    let kernel = PanelScan {
-        isa,
-        depth,
-        packed_queries: &packed_queries,
-        block_rows,
-        pack_block: |rows: Range<usize>, out: &mut Vec<u32>| {
-            panel::pack_panels(rows.len(), depth, NR, out, |r, row| {
-                pair_row(&corpus, rows.start + r, width, row);
-            });
-            Ok(())
-        },
-        tile: panel::tile_i16_pairs,
+    let (indices, mut scores) = if isa.has_byte_dot() {
+        let tile = match precision {
+            Precision::Int8 => tile_quads_signed_query,
+            _ => tile_quads_signed_corpus,
+        };
+        let packing = IntegerPacking {
+            depth: width.div_ceil(4),
+            query_row: |r, out: &mut [u32]| quad_row(&queries, r, width, 0, out),
+            corpus_row: |r, out: &mut [u32]| quad_row(&corpus, r, width, 0x80, out),
+            tile,
+        };
+        packing.search(isa, n_queries, n_corpus, k, block_size)?
+    } else {
+        let packing = IntegerPacking {
+            depth: width.div_ceil(2),
+            query_row: |r, out: &mut [u32]| pair_row(&queries, r, width, out),
+            corpus_row: |r, out: &mut [u32]| pair_row(&corpus, r, width, out),
+            tile: panel::tile_i16_pairs,
+        };
+        packing.search(isa, n_queries, n_corpus, k, block_size)?
     };
-    let hits = scan::search_parallel(n_queries, n_corpus, k, block_rows, isa.mr(), |q, c, col| {
-        kernel.run(q, c, col)
-    })?;
-    let (indices, scores) = scan::to_arrays(&hits, k, |s: i32| s);
+    if isa.has_byte_dot() {
+        // Undo the corpus bytes' flipped top bit (see the module notes).
+        let sign = if precision == Precision::Int8 {
+            -128
+        } else {
+            128
+        };
+        for (q, mut row) in scores.rows_mut().into_iter().enumerate() {
+            let query_sum: i32 = (0..width).map(|c| i32::from(queries.value(q, c))).sum();
+            row.iter_mut().for_each(|s| *s += sign * query_sum);
+        }
+    }
     Ok(QuantizedTopK { indices, scores })
+}
+
+/// How rows become 32-bit words for one integer panel kernel.
+struct IntegerPacking<Q, C> {
+    /// Words per row.
+    depth: usize,
+    /// Writes query row `r`'s words.
+    query_row: Q,
+    /// Writes corpus row `r`'s words.
+    corpus_row: C,
+    /// The micro-kernel.
+    tile: fn(Isa, usize, &[u32], &[u32], &mut Tile<i32>),
+}
+
+impl<Q, C> IntegerPacking<Q, C>
+where
+    Q: Fn(usize, &mut [u32]) + Sync,
+    C: Fn(usize, &mut [u32]) + Sync,
+{
+    /// Top-`k` rows per query by the kernel's integer score, as `(indices, scores)` arrays.
+    fn search(
+        &self,
+        isa: Isa,
+        n_queries: usize,
+        n_corpus: usize,
+        k: usize,
+        block_size: usize,
+    ) -> Result<(Array2<usize>, Array2<i32>)> {
+        let depth = self.depth;
+        let mut packed_queries = Vec::new();
+        panel::pack_panels(n_queries, depth, isa.mr(), &mut packed_queries, |r, out| {
+            (self.query_row)(r, out);
+        });
+        let block_rows = scan::block_rows(block_size, depth * 4);
+        let kernel = PanelScan {
+            isa,
+            depth,
+            packed_queries: &packed_queries,
+            block_rows,
+            pack_block: |rows: Range<usize>, out: &mut Vec<u32>| {
+                panel::pack_panels(rows.len(), depth, NR, out, |r, row| {
+                    (self.corpus_row)(rows.start + r, row);
+                });
+                Ok(())
+            },
+            tile: self.tile,
+        };
+        let hits =
+            scan::search_parallel(n_queries, n_corpus, k, block_rows, isa.mr(), |q, c, col| {
+                kernel.run(q, c, col)
+            })?;
+        Ok(scan::to_arrays(&hits, k, |s: i32| s))
+    }
+}
+
+/// Byte-quad kernel for int8: query bytes signed, corpus bytes (flipped) unsigned.
+fn tile_quads_signed_query(isa: Isa, depth: usize, a: &[u32], b: &[u32], tile: &mut Tile<i32>) {
+    panel::tile_byte_quads(isa, SignedSide::Query, depth, a, b, tile);
+}
+
+/// Byte-quad kernel for uint8: query bytes unsigned, corpus bytes (flipped) signed.
+fn tile_quads_signed_corpus(isa: Isa, depth: usize, a: &[u32], b: &[u32], tile: &mut Tile<i32>) {
+    panel::tile_byte_quads(isa, SignedSide::Corpus, depth, a, b, tile);
+}
+
+/// Row `r`'s raw bytes XOR `flip`, four per word (zeros pad the last word).
+fn quad_row(m: &QuantizedCorpus<'_>, r: usize, width: usize, flip: u8, out: &mut [u32]) {
+    for (p, word) in out.iter_mut().enumerate() {
+        let bytes = std::array::from_fn(|t| {
+            let c = 4 * p + t;
+            if c < width {
+                m.byte(r, c) ^ flip
+            } else {
+                0
+            }
+        });
+        *word = u32::from_le_bytes(bytes);
+    }
 }
 
 /// Row `r` as `i16` pairs (a zero pads an odd width).
