@@ -95,7 +95,10 @@ const AVX2_MR: usize = 6;
 
 /// Packs `rows` (each `depth` words, produced by `row_words`) into panels of `height` rows.
 ///
-/// `out` is resized to `panels * depth * height`; padding rows are zero.
+/// `out` is resized to `panels * depth * height`; padding rows are zero. Each panel's rows are
+/// first written contiguously and then transposed, so every store of the transpose fills
+/// consecutive words (scattering each row straight into the panel would touch `depth`
+/// different cache lines per row).
 pub(crate) fn pack_panels<W: Copy + Default>(
     n_rows: usize,
     depth: usize,
@@ -106,13 +109,21 @@ pub(crate) fn pack_panels<W: Copy + Default>(
     let panels = n_rows.div_ceil(height);
     out.clear();
     out.resize(panels * depth * height, W::default());
-    let mut row = vec![W::default(); depth];
-    for r in 0..n_rows {
-        row_words(r, &mut row);
-        let (panel, lane) = (r / height, r % height);
-        let base = panel * depth * height + lane;
-        for (p, &w) in row.iter().enumerate() {
-            out[base + p * height] = w;
+    let mut rows = vec![W::default(); height * depth];
+    for (panel, dst) in out.chunks_exact_mut(depth * height).enumerate() {
+        let first = panel * height;
+        let filled = height.min(n_rows - first);
+        for (lane, row) in rows.chunks_exact_mut(depth).enumerate() {
+            if lane < filled {
+                row_words(first + lane, row);
+            } else {
+                row.fill(W::default());
+            }
+        }
+        for (p, words) in dst.chunks_exact_mut(height).enumerate() {
+            for (lane, w) in words.iter_mut().enumerate() {
+                *w = rows[lane * depth + p];
+            }
         }
     }
 }
