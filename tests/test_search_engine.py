@@ -96,3 +96,24 @@ def test_nan_found_while_streaming_names_the_row() -> None:
     for score in ("cosine", "dot", "euclidean", "manhattan"):
         with pytest.raises(InvalidArgumentError, match="NaN in row 4321"):
             _core.top_k(np.ones((2, 4), np.float32), corpus, 3, score, 256)
+
+
+@pytest.mark.parametrize("score", ["cosine", "dot"])
+def test_screened_search_on_large_corpora_matches_brute_force_and_the_float_kernel(
+    score: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Corpora of >= 4096 rows go through the integer screen (on CPUs with AVX-512 VNNI): the
+    result must equal float64 brute force and, bit for bit, the float kernel alone (AVX2),
+    duplicated rows (exact ties) included."""
+    rng = np.random.default_rng(7)
+    corpus = rng.standard_normal((9000, 96), dtype=np.float32)
+    corpus[8000:] = corpus[:1000]
+    queries = np.concatenate([rng.standard_normal((40, 96), dtype=np.float32), corpus[:10]])
+    for k in (1, 10, 200):
+        check(queries, corpus, k, score, 4096)
+        screened = _core.top_k(queries, corpus, k, score, 4096)
+        monkeypatch.setenv("EMBEDFORGE_SEARCH_ISA", "avx2")
+        plain = _core.top_k(queries, corpus, k, score, 4096)
+        monkeypatch.delenv("EMBEDFORGE_SEARCH_ISA")
+        np.testing.assert_array_equal(screened[0], plain[0])
+        np.testing.assert_array_equal(screened[1], plain[1])

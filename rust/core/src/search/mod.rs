@@ -15,6 +15,7 @@ mod distance;
 mod panel;
 mod quantized;
 mod scan;
+mod screened;
 mod select;
 
 use std::str::FromStr;
@@ -87,6 +88,30 @@ pub fn top_k(
     score: ScoreFunction,
     block_size: usize,
 ) -> Result<TopK> {
+    top_k_with(queries, corpus, k, score, block_size, Screening::Auto)
+}
+
+/// Whether cosine and dot searches try the int8 screen ([`screened`]) first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Screening {
+    /// When the CPU has the byte kernel and the corpus is large enough.
+    Auto,
+    /// Never: the float kernel scores every pair.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Off,
+    /// Always when the corpus is large enough, with this kernel (tests run the portable one).
+    #[cfg_attr(not(test), allow(dead_code))]
+    With(panel::Isa),
+}
+
+fn top_k_with(
+    queries: ArrayView2<'_, f32>,
+    corpus: ArrayView2<'_, f32>,
+    k: usize,
+    score: ScoreFunction,
+    block_size: usize,
+    screening: Screening,
+) -> Result<TopK> {
     check_block_size(block_size)?;
     let (n_queries, dim) = queries.dim();
     let n_corpus = corpus.nrows();
@@ -105,6 +130,19 @@ pub fn top_k(
         ScoreFunction::Cosine | ScoreFunction::Dot => {
             let normalize = score == ScoreFunction::Cosine;
             let isa = panel::Isa::detect();
+            let screen_isa = match screening {
+                Screening::Auto => Some(isa).filter(|isa| isa.has_vnni()),
+                Screening::Off => None,
+                Screening::With(isa) => Some(isa),
+            };
+            if let Some(screen_isa) = screen_isa {
+                let screened =
+                    screened::top_k(screen_isa, queries, corpus, k, normalize, block_rows)?;
+                if let Some(hits) = screened {
+                    let (indices, scores) = scan::to_arrays(&hits, k, |s| s);
+                    return Ok(TopK { indices, scores });
+                }
+            }
             let mut packed_queries = Vec::new();
             panel::pack_panels(n_queries, dim, isa.mr(), &mut packed_queries, |r, out| {
                 copy_row(queries.row(r), normalize, out);
@@ -141,6 +179,7 @@ pub fn top_k(
 }
 
 /// Copies `row` into `out`, scaled to unit L2 length when `normalize` (all-zero rows stay zero).
+#[inline]
 fn copy_row(row: ndarray::ArrayView1<'_, f32>, normalize: bool, out: &mut [f32]) {
     match row.as_slice() {
         Some(values) => out.copy_from_slice(values),
@@ -207,7 +246,12 @@ pub(crate) fn check_rows(m: ArrayView2<'_, f32>, first: usize, what: NanCheck) -
         NanCheck::Corpus => "corpus",
     };
     for (i, row) in m.rows().into_iter().enumerate() {
-        if row.iter().any(|x| x.is_nan()) {
+        // Branch-free per row, so it vectorises (NaN is rare; the scan of a row is not).
+        let has_nan = match row.as_slice() {
+            Some(values) => values.iter().fold(false, |nan, x| nan | x.is_nan()),
+            None => row.iter().any(|x| x.is_nan()),
+        };
+        if has_nan {
             return Err(Error::invalid_argument(
                 name,
                 format!("NaN in row {}", first + i),

@@ -76,8 +76,9 @@ impl Isa {
         }
     }
 
-    /// Whether [`tile_byte_quads`] runs in SIMD here (else int8 search uses `i16` pairs).
-    pub fn has_byte_dot(self) -> bool {
+    /// Whether the integer kernels run on AVX-512 VNNI here (`i16` pairs at twice the float
+    /// rate, byte quads at four times); without it int8 search uses `i16` pairs.
+    pub fn has_vnni(self) -> bool {
         self == Self::Avx512
     }
 
@@ -99,6 +100,7 @@ const AVX2_MR: usize = 6;
 /// first written contiguously and then transposed, so every store of the transpose fills
 /// consecutive words (scattering each row straight into the panel would touch `depth`
 /// different cache lines per row).
+#[inline(always)] // so that callers compiled for wider SIMD pack with it too
 pub(crate) fn pack_panels<W: Copy + Default>(
     n_rows: usize,
     depth: usize,

@@ -191,7 +191,7 @@ pub fn top_k_quantized(
     }
 
     let isa = Isa::detect();
-    let (indices, mut scores) = if isa.has_byte_dot() {
+    let (indices, mut scores) = if isa.has_vnni() {
         let tile = match precision {
             Precision::Int8 => tile_quads_signed_query,
             _ => tile_quads_signed_corpus,
@@ -212,7 +212,7 @@ pub fn top_k_quantized(
         };
         packing.search(isa, n_queries, n_corpus, k, block_size)?
     };
-    if isa.has_byte_dot() {
+    if isa.has_vnni() {
         // Undo the corpus bytes' flipped top bit (see the module notes).
         let sign = if precision == Precision::Int8 {
             -128

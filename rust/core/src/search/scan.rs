@@ -24,12 +24,20 @@ pub(crate) fn block_rows(requested: usize, row_bytes: usize) -> usize {
     requested.min(fit).max(1)
 }
 
+/// What a thread keeps per query for its part of the work, and how two parts combine.
+pub(crate) trait PartCollector: Send + Sized {
+    /// Adds everything `other` (the same query, another part of the corpus) kept.
+    fn merge(&mut self, other: Self);
+}
+
+impl<S: Score> PartCollector for Collector<S> {
+    fn merge(&mut self, other: Self) {
+        Collector::merge(self, other);
+    }
+}
+
 /// `scan(queries, corpus_rows, collectors)` over a grid of work items covering all pairs, in
 /// parallel, merged into the best `k` hits per query (best first).
-///
-/// Threads take parts of the queries (in multiples of `query_panel`, so packed query panels are
-/// never split) when [`prefer_query_split`] says so or the corpus is too short to split, else
-/// parts of the corpus (each part then keeps its own collectors).
 pub(crate) fn search_parallel<S: Score>(
     n_queries: usize,
     n_corpus: usize,
@@ -38,6 +46,50 @@ pub(crate) fn search_parallel<S: Score>(
     query_panel: usize,
     scan: impl Fn(Range<usize>, Range<usize>, &mut [Collector<S>]) -> Result<()> + Sync + Send,
 ) -> Result<Vec<Vec<Hit<S>>>> {
+    let shape = SearchShape {
+        n_queries,
+        n_corpus,
+        k,
+        grain,
+        query_panel,
+    };
+    let merged = collect_parallel(shape, || Collector::new(k), scan)?;
+    Ok(merged.into_iter().map(Collector::into_sorted).collect())
+}
+
+/// The sizes [`collect_parallel`] splits work by.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SearchShape {
+    /// Query rows.
+    pub n_queries: usize,
+    /// Corpus rows.
+    pub n_corpus: usize,
+    /// Hits wanted per query.
+    pub k: usize,
+    /// Corpus rows per block (corpus parts are made of whole blocks).
+    pub grain: usize,
+    /// Query rows per packed panel (query parts are made of whole panels).
+    pub query_panel: usize,
+}
+
+/// `scan(queries, corpus_rows, collectors)` over a grid of work items covering all pairs, in
+/// parallel, with one collector per query merged over the parts.
+///
+/// Threads take parts of the queries (in multiples of `query_panel`, so packed query panels are
+/// never split) when [`prefer_query_split`] says so or the corpus is too short to split, else
+/// parts of the corpus (each part then keeps its own collectors).
+pub(crate) fn collect_parallel<C: PartCollector>(
+    shape: SearchShape,
+    new_collector: impl Fn() -> C + Sync + Send,
+    scan: impl Fn(Range<usize>, Range<usize>, &mut [C]) -> Result<()> + Sync + Send,
+) -> Result<Vec<C>> {
+    let SearchShape {
+        n_queries,
+        n_corpus,
+        k,
+        grain,
+        query_panel,
+    } = shape;
     let threads = parallel::num_threads().max(1);
     let grain = grain.max(1);
     let corpus_units = n_corpus.div_ceil(grain);
@@ -68,13 +120,12 @@ pub(crate) fn search_parallel<S: Score>(
     };
 
     let parts = parallel::try_map(&items, |(queries, corpus)| {
-        let mut collectors: Vec<Collector<S>> =
-            queries.clone().map(|_| Collector::new(k)).collect();
+        let mut collectors: Vec<C> = queries.clone().map(|_| new_collector()).collect();
         scan(queries.clone(), corpus.clone(), &mut collectors)?;
         Ok((queries.start, collectors))
     })?;
 
-    let mut merged: Vec<Option<Collector<S>>> = (0..n_queries).map(|_| None).collect();
+    let mut merged: Vec<Option<C>> = (0..n_queries).map(|_| None).collect();
     for (start, collectors) in parts {
         for (slot, collector) in merged[start..].iter_mut().zip(collectors) {
             match slot {
@@ -83,9 +134,10 @@ pub(crate) fn search_parallel<S: Score>(
             }
         }
     }
+    // Every query lies in some part, so every slot is filled.
     Ok(merged
         .into_iter()
-        .map(|c| c.map_or_else(Vec::new, Collector::into_sorted))
+        .map(|c| c.unwrap_or_else(&new_collector))
         .collect())
 }
 
