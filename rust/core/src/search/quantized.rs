@@ -339,51 +339,97 @@ fn scan_hamming(
     c_range: Range<usize>,
     collectors: &mut [Collector<i32>],
 ) {
-    let has_popcnt = {
-        #[cfg(target_arch = "x86_64")]
-        {
-            is_x86_feature_detected!("popcnt")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    };
+    let popcount = Popcount::detect();
     let mut scores = Vec::with_capacity(block_rows);
     let mut start = c_range.start;
     while start < c_range.end {
         let end = (start + block_rows).min(c_range.end);
-        let block = pack_bits(corpus, start..end, words);
+        let block = pack_bits_by_word(corpus, start..end, words);
         for (q, collector) in q_range.clone().zip(collectors.iter_mut()) {
             let query = &query_words[q * words..(q + 1) * words];
             scores.clear();
             scores.resize(end - start, 0);
-            if has_popcnt {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: popcnt support was detected at runtime just above.
-                unsafe {
-                    negated_distances_popcnt(query, &block, &mut scores)
-                };
-            } else {
-                negated_distances(query, &block, &mut scores);
-            }
+            popcount.negated_distances(query, &block, &mut scores);
             offer_row(collector, &scores, start);
         }
         start = end;
     }
 }
 
-/// `out[r] = -hamming(query, row r of block)`.
+/// Rows `rows` as little-endian `u64` words, word-major: word `w` of row `i` at
+/// `w * rows.len() + i`, so that one word of many rows is scored per vector instruction.
+fn pack_bits_by_word(m: &QuantizedCorpus<'_>, rows: Range<usize>, words: usize) -> Vec<u64> {
+    let n = rows.len();
+    let by_row = pack_bits(m, rows, words);
+    let mut out = vec![0u64; n * words];
+    for (i, row) in by_row.chunks_exact(words).enumerate() {
+        for (w, &word) in row.iter().enumerate() {
+            out[w * n + i] = word;
+        }
+    }
+    out
+}
+
+/// The population-count instructions this CPU offers for Hamming distances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Popcount {
+    /// AVX-512 `vpopcntq`: eight words per instruction.
+    Avx512,
+    /// Scalar `popcnt`.
+    Scalar,
+    /// No instruction: bit tricks.
+    Portable,
+}
+
+impl Popcount {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let isa = Isa::detect();
+            if isa == Isa::Avx512 && is_x86_feature_detected!("avx512vpopcntdq") {
+                return Self::Avx512;
+            }
+            if isa != Isa::Portable && is_x86_feature_detected!("popcnt") {
+                return Self::Scalar;
+            }
+        }
+        Self::Portable
+    }
+
+    /// `out[r] = -hamming(query, row r of block)` for a word-major `block` of `out.len()` rows.
+    fn negated_distances(self, query: &[u64], block: &[u64], out: &mut [i32]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen by `detect` only when the CPU has these features.
+            Self::Avx512 => unsafe { negated_distances_avx512(query, block, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Self::Scalar => unsafe { negated_distances_popcnt(query, block, out) },
+            _ => negated_distances(query, block, out),
+        }
+    }
+}
+
+/// See [`Popcount::negated_distances`]; a loop over rows per word, which vectorises.
 #[inline(always)]
 fn negated_distances(query: &[u64], block: &[u64], out: &mut [i32]) {
-    for (o, row) in out.iter_mut().zip(block.chunks_exact(query.len())) {
-        let d: u32 = query
-            .iter()
-            .zip(row)
-            .map(|(a, b)| (a ^ b).count_ones())
-            .sum();
-        *o = -(d as i32);
+    let n = out.len();
+    out.fill(0);
+    for (&q, column) in query.iter().zip(block.chunks_exact(n)) {
+        for (o, &word) in out.iter_mut().zip(column) {
+            *o -= (q ^ word).count_ones() as i32;
+        }
     }
+}
+
+/// [`negated_distances`] compiled with `vpopcntq`.
+///
+/// # Safety
+/// The CPU must support AVX-512F and VPOPCNTDQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+unsafe fn negated_distances_avx512(query: &[u64], block: &[u64], out: &mut [i32]) {
+    negated_distances(query, block, out);
 }
 
 /// [`negated_distances`] compiled with the `popcnt` instruction.
