@@ -142,7 +142,7 @@ impl Band {
 
     /// Most candidates a band may keep before the screen is abandoned.
     fn limit(&self) -> usize {
-        16 * self.k + 4096
+        8 * self.k + 2048
     }
 
     #[inline]
@@ -268,6 +268,7 @@ pub(crate) fn top_k(
         corpus,
         queries: &coded_queries,
         block_rows,
+        k,
         // Cosine and dot scores of d-term float dot products.
         g: {
             let du = dim as f32 * f32::EPSILON / 2.0;
@@ -299,14 +300,24 @@ pub(crate) fn top_k(
 
 /// Everything a thread needs to screen its part.
 struct Screen<'a> {
+    /// The integer and float kernels' implementation.
     isa: Isa,
+    /// Values per row.
     dim: usize,
+    /// `i16`-pair words per row.
     depth: usize,
+    /// Cosine (rows normalised first) or dot.
     normalize: bool,
     corpus: ArrayView2<'a, f32>,
+    /// All queries, coded and packed in panels of `isa.mr()` rows.
     queries: &'a CodedRows,
+    /// Corpus rows coded at a time.
     block_rows: usize,
+    /// Hits wanted per query.
+    k: usize,
+    /// Relative float rounding allowance of a `dim`-term dot product (see the module notes).
     g: f32,
+    /// Set by any thread that gives up; the others stop at their next block.
     abandoned: &'a AtomicBool,
 }
 
@@ -382,7 +393,7 @@ impl Screen<'_> {
                     let first = block_start + cp * NR;
                     let valid_j = width.min(rows - cp * NR);
                     let lanes = cp * NR..cp * NR + width;
-                    let rows = RowTerms {
+                    let row_terms = RowTerms {
                         scale: &scales[lanes.clone()],
                         err: &errs[lanes.clone()],
                         norm: &norms[lanes],
@@ -392,7 +403,7 @@ impl Screen<'_> {
                         let band = &mut bands[q - queries.start];
                         let dots = &tile[i * width..(i + 1) * width];
                         let query = QueryTerms::new(&self.queries.codes[q], self.g);
-                        query.upper_bounds(&rows, dots, &mut upper);
+                        query.upper_bounds(&row_terms, dots, &mut upper);
                         // One vector compare per row; only the lanes that reach the floor
                         // (a handful per query and part, once the floor has settled) are
                         // looked at one by one.
@@ -407,7 +418,7 @@ impl Screen<'_> {
                                 reach &= reach - 1;
                                 let up = upper[j];
                                 if up >= band.floor {
-                                    let bound = query.bound(&rows, j);
+                                    let bound = query.bound(&row_terms, j);
                                     band.offer(up, up - 2.0 * bound, first + j);
                                 }
                             }
@@ -418,6 +429,13 @@ impl Screen<'_> {
                         }
                     }
                 }
+            }
+            // Memory stays O(queries x k): a part whose bands hold more than a few times `k`
+            // rows per query on average gives up (the plain scan needs no bands).
+            let held: usize = bands.iter().map(|b| b.candidates.len()).sum();
+            if held > bands.len() * (4 * self.k + 256) {
+                self.abandoned.store(true, Ordering::Relaxed);
+                return Ok(());
             }
             block_start = block_end;
         }
@@ -642,6 +660,19 @@ mod tests {
         // Wide rows get fewer levels, so that a dot product of two codes fits in i32.
         let wide = levels(4096);
         assert!(4096.0 * f64::from(wide).powi(2) <= f64::from(i32::MAX));
+    }
+
+    #[test]
+    fn screen_gives_way_when_every_row_ties() {
+        // All rows equal: every row stays a candidate, so the bands outgrow their budget.
+        let queries = matrix(6, 32, 11, 0.0);
+        let row = matrix(1, 32, 12, 0.0);
+        let corpus = Array2::from_shape_fn((6000, 32), |(_, c)| row[[0, c]]);
+        for isa in screen_kernels() {
+            let screened = top_k(isa, queries.view(), corpus.view(), 3, true, 512).unwrap();
+            assert!(screened.is_none(), "{isa:?}");
+        }
+        assert_same(&queries, &corpus, 3, false);
     }
 
     #[test]
