@@ -191,7 +191,10 @@ pub fn top_k_quantized(
     }
 
     let isa = Isa::detect();
-    let (indices, mut scores) = if isa.has_vnni() {
+    // With the flipped byte a product reaches 255 * 128 in magnitude; the sums before the offset
+    // is removed must fit in i32 too, else the i16-pair kernel (exact to the check above) runs.
+    let byte_quads = isa.has_vnni() && width <= i32::MAX as usize / (255 * 128);
+    let (indices, mut scores) = if byte_quads {
         let tile = match precision {
             Precision::Int8 => tile_quads_signed_query,
             _ => tile_quads_signed_corpus,
@@ -212,7 +215,7 @@ pub fn top_k_quantized(
         };
         packing.search(isa, n_queries, n_corpus, k, block_size)?
     };
-    if isa.has_vnni() {
+    if byte_quads {
         // Undo the corpus bytes' flipped top bit (see the module notes).
         let sign = if precision == Precision::Int8 {
             -128
