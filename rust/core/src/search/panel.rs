@@ -154,7 +154,9 @@ pub(crate) fn tile_i16_pairs(isa: Isa, depth: usize, a: &[u32], b: &[u32], tile:
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for `tile_f32`.
-        Isa::Avx512 => unsafe { avx512::tile_i16_pairs(depth, a.as_ptr(), b.as_ptr(), tile) },
+        Isa::Avx512 => unsafe {
+            avx512::tile_integer::<{ avx512::I16_PAIRS }>(depth, a.as_ptr(), b.as_ptr(), tile)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for `tile_f32`.
         Isa::Avx2Fma => unsafe { avx2::tile_i16_pairs(depth, a.as_ptr(), b.as_ptr(), tile) },
@@ -191,12 +193,22 @@ pub(crate) fn tile_byte_quads(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for `tile_f32`.
         (Isa::Avx512, SignedSide::Query) => unsafe {
-            avx512::tile_byte_quads::<true>(depth, a.as_ptr(), b.as_ptr(), tile)
+            avx512::tile_integer::<{ avx512::QUADS_QUERY_SIGNED }>(
+                depth,
+                a.as_ptr(),
+                b.as_ptr(),
+                tile,
+            )
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for `tile_f32`.
         (Isa::Avx512, SignedSide::Corpus) => unsafe {
-            avx512::tile_byte_quads::<false>(depth, a.as_ptr(), b.as_ptr(), tile)
+            avx512::tile_integer::<{ avx512::QUADS_CORPUS_SIGNED }>(
+                depth,
+                a.as_ptr(),
+                b.as_ptr(),
+                tile,
+            )
         },
         _ => portable_tile(depth, a, b, tile, |x, y, acc| {
             let (x, y) = (x.to_le_bytes(), y.to_le_bytes());
@@ -400,16 +412,31 @@ mod avx512 {
         }
     }
 
+    /// The integer products an integer tile multiplies words with.
+    pub(super) const I16_PAIRS: u8 = 0;
+    /// Byte quads, query bytes signed and corpus bytes unsigned.
+    pub(super) const QUADS_QUERY_SIGNED: u8 = 1;
+    /// Byte quads, query bytes unsigned and corpus bytes signed.
+    pub(super) const QUADS_CORPUS_SIGNED: u8 = 2;
+
+    /// An integer tile: `vpdpwssd` on `i16` pairs or `vpdpbusd` on byte quads (`KIND`).
+    ///
     /// # Safety
     /// The CPU must support AVX-512F, BW and VNNI; `a` must hold `depth * MR` and `b`
     /// `2 * depth * NR` words.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile_i16_pairs(
+    pub(super) unsafe fn tile_integer<const KIND: u8>(
         depth: usize,
         a: *const u32,
         b: *const u32,
         tile: &mut Tile<i32>,
     ) {
+        // `vpdpbusd` multiplies its first operand's bytes as unsigned.
+        let dot = |acc, x, row| match KIND {
+            I16_PAIRS => _mm512_dpwssd_epi32(acc, x, row),
+            QUADS_QUERY_SIGNED => _mm512_dpbusd_epi32(acc, row, x),
+            _ => _mm512_dpbusd_epi32(acc, x, row),
+        };
         let mut lo = [_mm512_setzero_si512(); MR];
         let mut hi = [_mm512_setzero_si512(); MR];
         for p in 0..depth {
@@ -420,49 +447,8 @@ mod avx512 {
                 let ap = a.add(p * MR);
                 for i in 0..MR {
                     let x = _mm512_set1_epi32(*ap.add(i) as i32);
-                    lo[i] = _mm512_dpwssd_epi32(lo[i], x, b0);
-                    hi[i] = _mm512_dpwssd_epi32(hi[i], x, b1);
-                }
-            }
-        }
-        let out = tile.as_mut_ptr();
-        for i in 0..MR {
-            // SAFETY: MR rows of W = 32 ints fit in the tile.
-            unsafe {
-                _mm512_storeu_si512(out.add(i * W).cast(), lo[i]);
-                _mm512_storeu_si512(out.add(i * W + NR).cast(), hi[i]);
-            }
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F and VNNI; `a` must hold `depth * MR` and `b`
-    /// `2 * depth * NR` words. `QUERY_SIGNED`: the query bytes are `i8` (else the corpus's are).
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) unsafe fn tile_byte_quads<const QUERY_SIGNED: bool>(
-        depth: usize,
-        a: *const u32,
-        b: *const u32,
-        tile: &mut Tile<i32>,
-    ) {
-        let mut lo = [_mm512_setzero_si512(); MR];
-        let mut hi = [_mm512_setzero_si512(); MR];
-        for p in 0..depth {
-            // SAFETY: p < depth, so every read stays inside the panels (caller's contract).
-            unsafe {
-                let b0 = _mm512_loadu_si512(b.add(p * NR).cast());
-                let b1 = _mm512_loadu_si512(b.add((depth + p) * NR).cast());
-                let ap = a.add(p * MR);
-                for i in 0..MR {
-                    let x = _mm512_set1_epi32(*ap.add(i) as i32);
-                    // vpdpbusd multiplies its first operand's bytes as unsigned.
-                    if QUERY_SIGNED {
-                        lo[i] = _mm512_dpbusd_epi32(lo[i], b0, x);
-                        hi[i] = _mm512_dpbusd_epi32(hi[i], b1, x);
-                    } else {
-                        lo[i] = _mm512_dpbusd_epi32(lo[i], x, b0);
-                        hi[i] = _mm512_dpbusd_epi32(hi[i], x, b1);
-                    }
+                    lo[i] = dot(lo[i], x, b0);
+                    hi[i] = dot(hi[i], x, b1);
                 }
             }
         }
