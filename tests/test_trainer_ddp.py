@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,7 +84,9 @@ def test_torchrun_two_processes_train_and_save_a_loadable_model(tmp_path: Path) 
     assert result.returncode == 0, output[-4000:]
     # 64 rows, batch 8 per rank, 2 ranks -> 4 optimizer steps on each rank.
     assert "rank 0 steps 4" in output and "rank 1 steps 4" in output, output[-2000:]
-    scores = {line.split()[1]: line.split()[-1] for line in output.splitlines() if line.startswith("rank ")}
+    # Only the script's own result lines: other output (torch's logs) may also start with "rank".
+    result_lines = (re.fullmatch(r"rank (\d+) steps \d+ score (\S+)", line.strip()) for line in output.splitlines())
+    scores = {m.group(1): m.group(2) for m in result_lines if m}
     assert len(scores) == 2 and scores["0"] == scores["1"], scores
 
     from embedforge import SentenceTransformer
