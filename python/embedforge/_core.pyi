@@ -1,6 +1,7 @@
 """Type stubs for the native module ``embedforge._core`` (built from rust/python)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,7 @@ __all__ = [
     "rescore_quantized",
     "retrieval_metrics",
     "set_num_threads",
+    "tokenizer_from_state",
     "top_k",
     "top_k_quantized",
 ]
@@ -83,6 +85,11 @@ class Tokenizer:
         """The id of a token string."""
     def vocab(self) -> list[str]:
         """All token strings, indexed by id (ids without a token are empty strings)."""
+    def __reduce__(self) -> tuple[Any, tuple[str, int, int, bool]]:
+        """Pickle support: the ``tokenizer.json`` text plus the padding."""
+
+def tokenizer_from_state(json: str, pad_id: int, pad_type_id: int, padding_left: bool) -> Tokenizer:
+    """Rebuild a pickled ``Tokenizer`` from its ``__reduce__`` state."""
 
 def length_order(texts: Sequence[str]) -> npt.NDArray[np.int64]:
     """Indices that sort ``texts`` by decreasing character length (stable)."""

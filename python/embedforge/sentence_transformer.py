@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
@@ -322,10 +323,10 @@ class SentenceTransformer(nn.Sequential, FitMixin):
         precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-        device: str | None = None,
+        device: str | list[str] | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
-        pool: Any = None,
+        pool: dict[str, Any] | None = None,
         chunk_size: int | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -333,6 +334,8 @@ class SentenceTransformer(nn.Sequential, FitMixin):
 
         Returns a [len(inputs), dim] numpy array by default, a tensor with ``convert_to_tensor``,
         a list of tensors with ``convert_to_numpy=False``, or one row for a single string.
+        With ``pool`` (from :meth:`start_multi_process_pool`) or a list of devices, chunks of
+        ``chunk_size`` inputs are encoded by worker processes.
         """
         if "sentences" in kwargs:
             if inputs is not None:
@@ -359,8 +362,9 @@ class SentenceTransformer(nn.Sequential, FitMixin):
             raise InvalidArgumentError(
                 f"output_value={output_value!r}; expected 'sentence_embedding', 'token_embeddings' or None"
             )
-        if pool is not None or isinstance(device, list):
-            raise InvalidArgumentError("Multi-process encoding (pool, a list of devices) is not supported")
+        use_pool = pool is not None or isinstance(device, list)
+        if isinstance(device, list) and not device:
+            raise InvalidArgumentError("device=[]; expected a device, or a non-empty list of devices for a pool")
         unknown = set(kwargs) - set(self.get_model_kwargs()) - {"task"}
         if unknown:
             raise InvalidArgumentError(
@@ -381,30 +385,34 @@ class SentenceTransformer(nn.Sequential, FitMixin):
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim <= 0):
             raise InvalidArgumentError(f"truncate_dim={truncate_dim!r}; expected a positive integer or None")
-        if device is not None:
-            self.to(device)
-
         if not inputs:
             embeddings: Any = self._empty_result(output_value, truncate_dim, convert_to_tensor, convert_to_numpy)
             return embeddings
-        if output_value == "sentence_embedding" and self._static_fast_path_applies(kwargs):
-            matrix = self._encode_static(inputs, prompt, show_progress_bar)
-            embeddings = torch.from_numpy(matrix)
-            if truncate_dim is not None:
-                embeddings = embeddings[:, :truncate_dim]
-            if normalize_embeddings:
-                embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
-        else:
-            embeddings = self._encode_batches(
+        inference_kwargs = {
+            "prompt": prompt,
+            "batch_size": batch_size,
+            "show_progress_bar": show_progress_bar,
+            "output_value": output_value,
+            "truncate_dim": truncate_dim,
+            "normalize_embeddings": normalize_embeddings,
+            **kwargs,
+        }
+        if use_pool:
+            from embedforge._internal.multi_process import run_in_pool
+
+            embeddings = run_in_pool(
+                self,
                 inputs,
-                prompt,
-                batch_size,
-                show_progress_bar,
-                output_value,
-                truncate_dim,
-                normalize_embeddings,
-                kwargs,
+                pool=pool,
+                devices=device if pool is None else None,
+                chunk_size=chunk_size,
+                show_progress_bar=show_progress_bar,
+                inference_kwargs={**inference_kwargs, "show_progress_bar": False},
             )
+        else:
+            if device is not None:
+                self.to(device)
+            embeddings = self._inference(inputs, **inference_kwargs)
         if output_value != "sentence_embedding":
             return embeddings[0] if single else embeddings
         if precision and precision != "float32":
@@ -418,6 +426,90 @@ class SentenceTransformer(nn.Sequential, FitMixin):
         else:
             result = list(embeddings) if isinstance(embeddings, Tensor) else list(torch.from_numpy(embeddings))
         return result[0] if single else result
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> dict[str, Any]:
+        """Start one worker process per device (default: every CUDA device, else 4 CPU workers).
+
+        Pass the returned pool to :meth:`encode` (``pool=``) and close it with
+        :meth:`stop_multi_process_pool`. The model stays on the CPU afterwards.
+        """
+        from embedforge._internal.multi_process import start_pool
+
+        return start_pool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: dict[str, Any]) -> None:
+        """Terminate the workers of a pool from :meth:`start_multi_process_pool`."""
+        from embedforge._internal.multi_process import stop_pool
+
+        stop_pool(pool)
+
+    def encode_multi_process(
+        self,
+        sentences: list[str],
+        pool: dict[str, Any],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        chunk_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+    ) -> np.ndarray:
+        """Deprecated, as in sentence-transformers: :meth:`encode` with ``pool=`` does the same."""
+        warnings.warn(
+            "encode_multi_process is deprecated; call encode(..., pool=pool) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.encode(
+            sentences,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            precision=precision,
+            convert_to_numpy=True,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            pool=pool,
+            chunk_size=chunk_size,
+        )
+
+    def _inference(
+        self,
+        inputs: list[Any],
+        prompt: str | None,
+        batch_size: int,
+        show_progress_bar: bool,
+        output_value: str | None,
+        truncate_dim: int | None,
+        normalize_embeddings: bool,
+        **kwargs: Any,
+    ) -> Any:
+        """Embed checked, non-empty inputs on the model's device: a [n, dim] tensor of sentence
+        embeddings, or a list with one entry per input for the other output values.
+
+        This is the work a multi-process pool worker does for each chunk.
+        """
+        if output_value == "sentence_embedding" and self._static_fast_path_applies(kwargs):
+            embeddings = torch.from_numpy(self._encode_static(inputs, prompt, show_progress_bar))
+            if truncate_dim is not None:
+                embeddings = embeddings[:, :truncate_dim]
+            if normalize_embeddings:
+                embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+            return embeddings
+        return self._encode_batches(
+            inputs,
+            prompt,
+            batch_size,
+            show_progress_bar,
+            output_value,
+            truncate_dim,
+            normalize_embeddings,
+            kwargs,
+        )
 
     def _empty_result(
         self,

@@ -28,6 +28,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<static_model::PyStaticModel>()?;
     m.add_function(wrap_pyfunction!(tokenizer::length_order, m)?)?;
+    m.add_function(wrap_pyfunction!(tokenizer::tokenizer_from_state, m)?)?;
     m.add_function(wrap_pyfunction!(static_model::embedding_bag_mean, m)?)?;
     m.add_function(wrap_pyfunction!(static_model::embed_static, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::retrieval_metrics, m)?)?;

@@ -171,6 +171,24 @@ impl PyTokenizer {
         self.get().vocab()
     }
 
+    /// Pickle support, so a model holding a tokenizer can be sent to worker processes: the
+    /// ``tokenizer.json`` text plus the padding, which that text does not carry.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (String, u32, u32, bool))> {
+        let tokenizer = self.get();
+        let json = detached(py, || tokenizer.to_json(false))?;
+        let padding = tokenizer.padding();
+        let restore = py
+            .import("embedforge._core")?
+            .getattr("tokenizer_from_state")?;
+        Ok((
+            restore,
+            (json, padding.pad_id, padding.pad_type_id, padding.left),
+        ))
+    }
+
     fn __repr__(&self) -> String {
         let tokenizer = self.get();
         format!(
@@ -184,6 +202,20 @@ impl PyTokenizer {
             }
         )
     }
+}
+
+/// Rebuild a pickled [`PyTokenizer`] from its ``__reduce__`` state.
+#[pyfunction]
+pub(crate) fn tokenizer_from_state(
+    py: Python<'_>,
+    json: &str,
+    pad_id: i64,
+    pad_type_id: i64,
+    padding_left: bool,
+) -> PyResult<PyTokenizer> {
+    let tokenizer = PyTokenizer::from_str(py, json)?;
+    tokenizer.set_padding(pad_id, pad_type_id, padding_left)?;
+    Ok(tokenizer)
 }
 
 /// Indices that sort ``texts`` by decreasing character length (stable).
