@@ -11,6 +11,9 @@ use pyo3::types::PyDict;
 use crate::convert::{detached, extract_texts, opt_count, token_id};
 use crate::errors::to_py_err;
 
+/// `__reduce__`'s result: the rebuilding function and its arguments (json, pad id, pad type id, left).
+type Reduced<'py> = (Bound<'py, PyAny>, (String, u32, u32, bool));
+
 /// `encode_flat`'s result: flat ids and per-text offsets.
 type IdsAndOffsets<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
@@ -173,10 +176,7 @@ impl PyTokenizer {
 
     /// Pickle support, so a model holding a tokenizer can be sent to worker processes: the
     /// ``tokenizer.json`` text plus the padding, which that text does not carry.
-    fn __reduce__<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (String, u32, u32, bool))> {
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Reduced<'py>> {
         let tokenizer = self.get();
         let json = detached(py, || tokenizer.to_json(false))?;
         let padding = tokenizer.padding();
