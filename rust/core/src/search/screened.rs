@@ -30,10 +30,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::ArrayView2;
 
+use super::copy_row;
 use super::panel::{self, Isa, Tile, NR};
 use super::scan::{self, PartCollector, SearchShape};
 use super::select::{Collector, Hit};
-use super::{check_rows, copy_row, NanCheck};
 use crate::error::Result;
 use crate::parallel;
 
@@ -367,7 +367,8 @@ impl Screen<'_> {
             }
             let block_end = (block_start + self.block_rows).min(corpus.end);
             let block = self.corpus.slice(ndarray::s![block_start..block_end, ..]);
-            check_rows(block, block_start, NanCheck::Corpus)?;
+            // No NaN pass here: coding flags any value that is not finite, the screen then
+            // gives up, and the plain search reports a NaN row.
             let rows = block_end - block_start;
             let mut coded = code_rows(rows, self.dim, NR, self.normalize, |r| block.row(r));
             if !coded.finite {
@@ -407,11 +408,7 @@ impl Screen<'_> {
                         // One vector compare per row; only the lanes that reach the floor
                         // (a handful per query and part, once the floor has settled) are
                         // looked at one by one.
-                        let floor = band.floor;
-                        let mut reach = upper[..valid_j]
-                            .iter()
-                            .enumerate()
-                            .fold(0u32, |m, (j, &u)| m | (u32::from(u >= floor) << j));
+                        let mut reach = reaching_lanes(isa, &upper, valid_j, band.floor);
                         if reach != 0 {
                             while reach != 0 {
                                 let j = reach.trailing_zeros() as usize;
@@ -441,6 +438,43 @@ impl Screen<'_> {
         }
         Ok(())
     }
+}
+
+/// Bit `j` set when `upper[j] >= floor`, for the first `valid` (1 to `2 * NR`) lanes.
+#[inline(always)]
+fn reaching_lanes(isa: Isa, upper: &[f32; 2 * NR], valid: usize, floor: f32) -> u32 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Avx512 is only chosen after runtime detection of AVX-512F.
+        Isa::Avx512 => {
+            (unsafe { reaching_lanes_avx512(upper, floor) }) & (u32::MAX >> (32 - valid))
+        }
+        _ => upper[..valid]
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (j, &u)| m | (u32::from(u >= floor) << j)),
+    }
+}
+
+/// [`reaching_lanes`] as two vector compares straight into mask registers.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn reaching_lanes_avx512(upper: &[f32; 2 * NR], floor: f32) -> u32 {
+    use std::arch::x86_64::*;
+    let floor = _mm512_set1_ps(floor);
+    // SAFETY: `upper` holds 2 x 16 floats; unaligned loads.
+    let (low, high) = unsafe {
+        (
+            _mm512_loadu_ps(upper.as_ptr()),
+            _mm512_loadu_ps(upper.as_ptr().add(NR)),
+        )
+    };
+    let low = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(low, floor);
+    let high = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(high, floor);
+    u32::from(low) | (u32::from(high) << NR)
 }
 
 /// One tile's corpus rows' [`Code`] fields, one slice per field (so the bounds vectorise).
