@@ -131,3 +131,15 @@ def test_transformer_model_with_a_device_list_matches_sentence_transformers(tiny
 
     oracle = StModel(str(tiny_bert_dir), device="cpu")
     np.testing.assert_allclose(got, oracle.encode(texts, batch_size=8), rtol=0, atol=1e-5)
+
+
+def test_mine_hard_negatives_encodes_through_a_pool(static_model: SentenceTransformer) -> None:
+    """``use_multi_process`` now starts a real pool on embedforge models; the mined rows do not change."""
+    datasets = pytest.importorskip("datasets")
+    from embedforge.util import mine_hard_negatives
+
+    dataset = datasets.Dataset.from_dict({"anchor": TEXTS[:80], "positive": TEXTS[80:160]})
+    options = {"corpus": TEXTS[160:], "num_negatives": 2, "verbose": False}
+    expected = mine_hard_negatives(dataset, static_model, **options)
+    got = mine_hard_negatives(dataset, static_model, use_multi_process=["cpu", "cpu"], **options)
+    assert len(expected) > 0 and got.to_dict() == expected.to_dict()
