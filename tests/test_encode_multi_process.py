@@ -95,6 +95,15 @@ def test_worker_errors_reach_the_caller_and_the_pool_survives(
     np.testing.assert_array_equal(static_model.encode(TEXTS[:10], pool=static_pool), static_model.encode(TEXTS[:10]))
 
 
+def test_stale_results_of_an_interrupted_call_are_skipped(
+    static_model: SentenceTransformer, static_pool: dict[str, Any]
+) -> None:
+    # What an interrupted earlier call could leave behind: a result for chunk 0 of another call.
+    static_pool["output"].put(("an-earlier-call", 0, torch.zeros(4, 16)))
+    got = static_model.encode(TEXTS[:40], pool=static_pool, chunk_size=10)
+    np.testing.assert_array_equal(got, static_model.encode(TEXTS[:40]))
+
+
 def test_deprecated_encode_multi_process(static_model: SentenceTransformer, static_pool: dict[str, Any]) -> None:
     with pytest.warns(DeprecationWarning, match="encode_multi_process"):
         got = static_model.encode_multi_process(TEXTS, static_pool, normalize_embeddings=True)

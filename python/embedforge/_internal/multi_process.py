@@ -1,8 +1,9 @@
 """A pool of worker processes that each hold a copy of a model and encode chunks of a list.
 
-Workers call the model's ``_inference(inputs, **kwargs)`` on each chunk. The pool is the same dictionary sentence-transformers hands out (``input`` and ``output`` queues,
-``processes``), so scripts that start, pass and stop pools run unchanged. Workers are spawned,
-never forked: a fork would copy the parent's thread pools (torch, Rust) in a locked state.
+Workers call the model's ``_inference(inputs, **kwargs)`` on each chunk. The pool is the same
+dictionary sentence-transformers hands out (``input`` and ``output`` queues, ``processes``), so
+scripts that start, pass and stop pools run unchanged. Workers are spawned, never forked: a fork
+would copy the parent's thread pools (torch, Rust) in a locked state.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import pickle
 import queue
 import traceback
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,12 +111,15 @@ def run_in_pool(
     try:
         if chunk_size is None:
             chunk_size = max(1, min(math.ceil(len(inputs) / len(pool["processes"]) / 10), MAX_CHUNK))
+        # Results carry this call's token: a call interrupted earlier (Ctrl-C, a dead worker) may
+        # have left results in the queue, and those must not be taken for this call's chunks.
+        call = uuid.uuid4().hex
         starts = range(0, len(inputs), chunk_size)
         for chunk_id, start in enumerate(starts):
-            pool["input"].put((chunk_id, list(inputs[start : start + chunk_size]), inference_kwargs))
+            pool["input"].put((call, chunk_id, list(inputs[start : start + chunk_size]), inference_kwargs))
         results: list[Any] = [None] * len(starts)
         for _ in trange(len(starts), desc="Chunks", disable=not show_progress_bar):
-            chunk_id, result = _next_result(pool)
+            chunk_id, result = _next_result(pool, call)
             results[chunk_id] = result
     finally:
         if own_pool:
@@ -134,16 +139,16 @@ def _serve_chunks(device: str, model: Any, input_queue: Any, output_queue: Any) 
     """
     model.to(device)
     while True:
-        chunk_id, inputs, kwargs = input_queue.get()
+        call, chunk_id, inputs, kwargs = input_queue.get()
         try:
             result = model._inference(inputs, **kwargs)
             if isinstance(result, torch.Tensor):
                 result = result.cpu()
         except Exception as error:
             logger.exception("Worker on %s failed on chunk %d", device, chunk_id)
-            output_queue.put((chunk_id, _sendable(error)))
+            output_queue.put((call, chunk_id, _sendable(error)))
         else:
-            output_queue.put((chunk_id, result))
+            output_queue.put((call, chunk_id, result))
 
 
 def _sendable(error: Exception) -> Exception:
@@ -159,13 +164,17 @@ def _sendable(error: Exception) -> Exception:
     return error
 
 
-def _next_result(pool: Pool) -> Any:
-    """The next (chunk_id, result) from the output queue; fails if a worker died instead."""
+def _next_result(pool: Pool, call: str) -> tuple[int, Any]:
+    """The next (chunk_id, result) of ``call`` from the output queue; fails if a worker died instead."""
     while True:
         try:
-            return pool["output"].get(timeout=POLL_SECONDS)
+            result_call, chunk_id, result = pool["output"].get(timeout=POLL_SECONDS)
         except queue.Empty:
             pass
+        else:
+            if result_call == call:
+                return chunk_id, result
+            continue  # a stale result of an interrupted call
         dead = [process for process in pool["processes"] if not process.is_alive()]
         if dead:
             details = ", ".join(f"pid {process.pid} (exit code {process.exitcode})" for process in dead)
