@@ -16,10 +16,17 @@ from embedforge.model_card import SentenceTransformerModelCardData
 from embedforge.readers import InputExample
 from embedforge.sentence_transformer import SentenceTransformer
 
-# Training imports transformers.Trainer, accelerate and datasets: load them on first use only.
+# Training imports transformers.Trainer, accelerate and datasets: load them (and the other names
+# sentence-transformers exports at its top level) on first use only.
 _LAZY_TRAINING = {
     "SentenceTransformerTrainer": "embedforge.trainer",
     "SentenceTransformerTrainingArguments": "embedforge.training_args",
+    "DefaultBatchSampler": "embedforge.sampler",
+    "MultiDatasetDefaultBatchSampler": "embedforge.sampler",
+    "LoggingHandler": "embedforge.util.logging",
+    "SimilarityFunction": "embedforge.util.similarity",
+    "mine_hard_negatives": "embedforge.util.hard_negatives",
+    "quantize_embeddings": "embedforge.util.quantization",
 }
 
 
@@ -35,17 +42,23 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "DefaultBatchSampler",
     "EmbedforgeError",
     "InputExample",
     "InvalidArgumentError",
+    "LoggingHandler",
     "ModelFormatError",
     "ModelNotFoundError",
+    "MultiDatasetDefaultBatchSampler",
     "ParallelSentencesDataset",
     "SentenceTransformer",
     "SentenceTransformerModelCardData",
     "SentenceTransformerTrainer",
     "SentenceTransformerTrainingArguments",
     "SentencesDataset",
+    "SimilarityFunction",
     "TokenizerError",
     "__version__",
+    "mine_hard_negatives",
+    "quantize_embeddings",
 ]

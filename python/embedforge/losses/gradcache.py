@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from embedforge.exceptions import InvalidArgumentError
+from embedforge.util.distributed import all_gather_with_grad, get_rank
 
 __all__ = [
     "ChunkedLoss",
@@ -45,33 +46,6 @@ __all__ = [
     "slice_features",
     "sum_row_chunks",
 ]
-
-
-# -- distributed helpers ---------------------------------------------------------------------------
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def get_rank() -> int:
-    """This process's rank in the default process group, 0 when torch.distributed is not initialised."""
-    return torch.distributed.get_rank() if _distributed() else 0
-
-
-def all_gather_with_grad(tensor: Tensor) -> Tensor:
-    """Concatenate ``tensor`` from every rank along dim 0, keeping autograd through every rank's slice.
-
-    Without an initialised process group this returns ``tensor`` itself, so single-process training
-    pays nothing for ``gather_across_devices=True``.
-    """
-    if not _distributed():
-        return tensor
-    # torch.distributed.nn.all_gather is the differentiable collective: its backward sums each
-    # rank's gradient contributions and returns every rank the part belonging to its own slice.
-    import torch.distributed.nn
-
-    return torch.cat(torch.distributed.nn.all_gather(tensor), dim=0)
 
 
 # -- splitting a batch of features into mini-batches -----------------------------------------------

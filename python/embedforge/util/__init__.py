@@ -1,7 +1,7 @@
 """Helpers users import from ``sentence_transformers.util``, under the same names.
 
-Importing this package loads only torch, numpy and ``embedforge.exceptions``, never the models,
-losses or trainer, so scripts that only need ``cos_sim`` or ``quantize_embeddings`` start fast.
+Its own modules import only torch, numpy, tqdm and embedforge's exceptions and path checks, never
+the models, losses or trainer, so scripts that only need ``cos_sim`` or ``quantize_embeddings`` start fast.
 Each submodule mirrors the sentence-transformers file of the same name; new helpers (for example
 ``semantic_search`` in ``retrieval.py``) get their own submodule and one more import block here.
 """
@@ -9,7 +9,19 @@ Each submodule mirrors the sentence-transformers file of the same name; new help
 from __future__ import annotations
 
 from .community import community_detection
+from .distributed import all_gather, all_gather_padded, all_gather_with_grad, get_rank, get_world_size
+from .environment import (
+    check_package_availability,
+    get_device_name,
+    is_accelerate_available,
+    is_datasets_available,
+    is_dist_initialized,
+    is_training_available,
+)
+from .file_io import disabled_tqdm, http_get, is_sentence_transformer_model, load_dir_path, load_file_path
 from .hard_negatives import mine_hard_negatives
+from .logging import LoggingHandler, install_logger
+from .misc import append_to_last_row, disable_datasets_caching, disable_logging, fullname, import_from_string
 from .paraphrase import paraphrase_mining, paraphrase_mining_embeddings
 from .quantization import quantize_embeddings
 from .retrieval import semantic_search
@@ -40,17 +52,40 @@ from .tensor import (
 )
 
 __all__ = [
+    "LoggingHandler",
     "SimilarityFunction",
     "_convert_to_batch",
     "_convert_to_batch_tensor",
     "_convert_to_tensor",
     "_move_tensors_to_cpu",
+    "all_gather",
+    "all_gather_padded",
+    "all_gather_with_grad",
+    "append_to_last_row",
     "batch_to_device",
+    "check_package_availability",
     "community_detection",
     "compute_count_vector",
     "cos_sim",
+    "disable_datasets_caching",
+    "disable_logging",
+    "disabled_tqdm",
     "dot_score",
     "euclidean_sim",
+    "fullname",
+    "get_device_name",
+    "get_rank",
+    "get_world_size",
+    "http_get",
+    "import_from_string",
+    "install_logger",
+    "is_accelerate_available",
+    "is_datasets_available",
+    "is_dist_initialized",
+    "is_sentence_transformer_model",
+    "is_training_available",
+    "load_dir_path",
+    "load_file_path",
     "manhattan_sim",
     "mine_hard_negatives",
     "normalize_embeddings",
