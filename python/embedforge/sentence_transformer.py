@@ -49,6 +49,7 @@ class SentenceTransformer(nn.Sequential, FitMixin):
     """Map texts to fixed-size embeddings with a sequence of modules (drop-in for sentence-transformers)."""
 
     model_type = "SentenceTransformer"
+    SUPPORTED_SIMILARITY_FN_NAMES = SUPPORTED_SIMILARITY_FN_NAMES
 
     def __init__(
         self,
@@ -371,9 +372,7 @@ class SentenceTransformer(nn.Sequential, FitMixin):
                 f"encode() got keyword arguments this model does not use: {sorted(unknown)}; "
                 f"it accepts {self.get_model_kwargs()}"
             )
-        single = isinstance(inputs, str) or (
-            isinstance(inputs, tuple) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs)
-        )
+        single = self.is_singular_input(inputs)
         if single:
             inputs = [inputs]
         elif isinstance(inputs, np.ndarray):
@@ -426,6 +425,100 @@ class SentenceTransformer(nn.Sequential, FitMixin):
         else:
             result = list(embeddings) if isinstance(embeddings, Tensor) else list(torch.from_numpy(embeddings))
         return result[0] if single else result
+
+    def is_singular_input(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is one example rather than a batch.
+
+        Lists and tuples are batches (so ``("a", "b")`` is two texts, as in sentence-transformers;
+        one text pair is ``[("a", "b")]``), and so are numpy arrays of strings and any other
+        non-string iterable (datasets columns, generators); anything else is one example.
+        """
+        if isinstance(inputs, (str, bytes, dict)):
+            return True
+        if isinstance(inputs, np.ndarray):
+            return not (inputs.ndim >= 1 and inputs.dtype.kind in ("U", "O"))
+        return not isinstance(inputs, Iterable)
+
+    def evaluate(self, evaluator: Any, output_path: str | None = None) -> Any:
+        """Run ``evaluator`` on this model (creating ``output_path`` first when given); its results."""
+        if output_path is not None:
+            os.makedirs(output_path, exist_ok=True)
+        return evaluator(self, output_path)
+
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict[str, Any] | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """Turn on activation (gradient) checkpointing in every submodule that supports it.
+
+        ``transformers.Trainer`` calls this when ``activation_checkpointing`` (formerly
+        ``gradient_checkpointing``) is set; the arguments go to the transformers models unchanged.
+        """
+        for module in self.modules():
+            if module is self:
+                continue
+            enable_new = getattr(module, "activation_checkpointing_enable", None)
+            enable_old = getattr(module, "gradient_checkpointing_enable", None)
+            if enable_new is None and enable_old is None:
+                continue
+            if getattr(module, "supports_gradient_checkpointing", True) is False:
+                logger.warning("%s does not support activation checkpointing; skipped", type(module).__name__)
+                continue
+            if enable_new is not None:
+                enable_new(
+                    activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+                    every_n_layers=every_n_layers,
+                    offload=offload,
+                )
+            elif every_n_layers != 1 or offload:
+                raise InvalidArgumentError(
+                    f"every_n_layers={every_n_layers!r}, offload={offload!r}: {type(module).__name__} only "
+                    "supports checkpointing every layer without offload (this transformers version predates them)"
+                )
+            else:
+                enable_old(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
+
+    def gradient_checkpointing_enable(
+        self, gradient_checkpointing_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        """The older name of :meth:`activation_checkpointing_enable` (same arguments)."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def set_pooling_include_prompt(self, include_prompt: bool) -> None:
+        """Set ``include_prompt`` on the first Pooling module (INSTRUCTOR-style models pool without the prompt)."""
+        for module in self:
+            if isinstance(module, Pooling):
+                module.include_prompt = include_prompt
+                break
+
+    @property
+    def transformers_model(self) -> nn.Module | None:
+        """The first transformers model inside the modules, or None (for example a static model)."""
+        for module in self.modules():
+            if isinstance(module, Transformer):
+                return module.auto_model
+        return None
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype of the first parameter (None for a model without parameters)."""
+        parameter = next(self.parameters(), None)
+        return None if parameter is None else parameter.dtype
+
+    def push_to_hub(self, repo_id: str, *args: Any, **kwargs: Any) -> str:
+        """Not available: embedforge has no hub access. Save with :meth:`save_pretrained` and upload the folder."""
+        raise InvalidArgumentError(
+            f"push_to_hub(repo_id={repo_id!r}): embedforge never contacts a model hub; save the model with "
+            "save_pretrained(folder) and upload that folder with your own tools"
+        )
+
+    save_to_hub = push_to_hub
+
+    def get_backend(self) -> Literal["torch"]:
+        """The inference backend: always ``"torch"`` (ONNX and OpenVINO backends are not supported)."""
+        return "torch"
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> dict[str, Any]:
         """Start one worker process per device (default: every CUDA device, else 4 CPU workers).
