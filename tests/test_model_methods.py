@@ -107,3 +107,16 @@ def test_trainer_with_gradient_checkpointing_trains_the_same_weights(tmp_path: P
     assert getattr(checkpointed[0].auto_model, flag) and not getattr(plain[0].auto_model, flag)
     for (name, ours), theirs in zip(checkpointed.named_parameters(), plain.parameters()):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6, msg=name)
+
+
+def test_encode_query_document_and_save_pretrained_take_positional_arguments(tmp_path: Path) -> None:
+    """sentence-transformers' signatures list these arguments positionally; scripts may pass them so."""
+    model = embedforge_static(static_weights())
+    texts = ["water light", "a night of food"]
+    expected = model.encode(texts, batch_size=1, normalize_embeddings=True)
+    positional = (None, None, 1, False, "sentence_embedding", "float32", True, False, None, True)
+    np.testing.assert_array_equal(model.encode_query(texts, *positional), expected)
+    np.testing.assert_array_equal(model.encode_document(texts, *positional), expected)
+    model.save_pretrained(str(tmp_path / "model"), "my-model", False)
+    assert not (tmp_path / "model" / "README.md").exists()  # create_model_card=False, given positionally
+    np.testing.assert_array_equal(SentenceTransformer(str(tmp_path / "model")).encode(texts), model.encode(texts))

@@ -292,26 +292,34 @@ class SentenceTransformer(nn.Sequential, FitMixin):
         inputs: Any = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        *args: Any,
         **kwargs: Any,
     ) -> Any:
-        """Encode queries: the ``query`` prompt (if configured) and the ``query`` route of a Router."""
+        """Encode queries: the ``query`` prompt (if configured) and the ``query`` route of a Router.
+
+        The remaining arguments are :meth:`encode`'s, positional (``batch_size`` first) or by name.
+        """
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         kwargs.setdefault("task", "query")
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, **kwargs)
 
     def encode_document(
         self,
         inputs: Any = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        *args: Any,
         **kwargs: Any,
     ) -> Any:
-        """Encode documents: the first of the document/passage/corpus prompts, and the ``document`` route."""
+        """Encode documents: the first of the document/passage/corpus prompts, and the ``document`` route.
+
+        The remaining arguments are :meth:`encode`'s, positional (``batch_size`` first) or by name.
+        """
         if prompt_name is None and prompt is None:
             prompt_name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
         kwargs.setdefault("task", "document")
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, **kwargs)
 
     def encode(
         self,
@@ -789,9 +797,9 @@ class SentenceTransformer(nn.Sequential, FitMixin):
 
                 write_model_card(self, staging, model_name=model_name, train_datasets=train_datasets)
 
-    def save_pretrained(self, path: str, **kwargs: Any) -> None:
-        """Same as :meth:`save`."""
-        self.save(path, **kwargs)
+    def save_pretrained(self, path: str, *args: Any, **kwargs: Any) -> None:
+        """Same as :meth:`save` (same arguments, positional or by name)."""
+        self.save(path, *args, **kwargs)
 
     @staticmethod
     def load(input_path: str) -> SentenceTransformer:
