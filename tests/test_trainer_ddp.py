@@ -53,6 +53,12 @@ SCRIPT = textwrap.dedent(
     # A file per rank, not stdout: the two processes share one pipe and their writes can interleave.
     with open(os.path.join(output_dir, f"result-{{rank}}.txt"), "w", encoding="utf-8") as handle:
         handle.write(f"{{trainer.state.global_step}} {{score!r}}")
+    # Shut down explicitly: left to interpreter exit, gloo's threads were once torn down while
+    # still joinable ("terminate called without an active exception", SIGABRT in CI).
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)
     """
 )
 
