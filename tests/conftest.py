@@ -220,13 +220,12 @@ def write_wordpiece_tokenizer(folder: Path) -> None:
     wrapped.save_pretrained(str(folder))
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) saved as a plain transformers folder."""
+def write_tiny_bert(folder: Path, model_class: Any = None, seed: int = 0, **config_overrides: Any) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) and its tokenizer saved as a plain transformers
+    folder; ``model_class`` (default ``BertModel``) picks the head, ``config_overrides`` the config."""
     import torch
     from transformers import BertConfig, BertModel
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     write_wordpiece_tokenizer(folder)
     vocab_size = len((folder / "vocab.txt").read_text(encoding="utf-8").splitlines())
     config = BertConfig(
@@ -236,10 +235,17 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=64,
+        **config_overrides,
     )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    (model_class or BertModel)(config).save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) saved as a plain transformers folder."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from embedforge.sentence_transformer import SentenceTransformer
 _LAZY_TRAINING = {
     "SentenceTransformerTrainer": "embedforge.trainer",
     "SentenceTransformerTrainingArguments": "embedforge.training_args",
+    "CrossEncoder": "embedforge.cross_encoder",
     "DefaultBatchSampler": "embedforge.sampler",
     "MultiDatasetDefaultBatchSampler": "embedforge.sampler",
     "LoggingHandler": "embedforge.util.logging",
@@ -42,6 +43,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "CrossEncoder",
     "DefaultBatchSampler",
     "EmbedforgeError",
     "InputExample",

@@ -24,6 +24,7 @@ from tqdm.autonotebook import trange
 from embedforge import __version__
 from embedforge._internal.atomic import atomic_directory
 from embedforge._internal.local_path import require_local_dir
+from embedforge._internal.multi_process import MultiProcessMixin
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
 from embedforge.fit_mixin import FitMixin
 from embedforge.model_card.data import SentenceTransformerModelCardData
@@ -45,7 +46,7 @@ DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 STATIC_CHUNK = 16384
 
 
-class SentenceTransformer(nn.Sequential, FitMixin):
+class SentenceTransformer(MultiProcessMixin, nn.Sequential, FitMixin):
     """Map texts to fixed-size embeddings with a sequence of modules (drop-in for sentence-transformers)."""
 
     model_type = "SentenceTransformer"
@@ -127,21 +128,7 @@ class SentenceTransformer(nn.Sequential, FitMixin):
                 self.similarity_fn_name = saved_similarity
             if self.truncate_dim is None:
                 self.truncate_dim = self._model_config.get("truncate_dim")
-        entries = _read_json(os.path.join(folder, "modules.json"), list)
-        modules: OrderedDict[str, nn.Module] = OrderedDict()
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, dict) or "type" not in entry or "path" not in entry:
-                raise ModelFormatError(
-                    f"modules.json entry {position} in {folder!r} needs 'type' and 'path': {entry!r}"
-                )
-            subfolder = entry["path"]
-            if os.path.isabs(subfolder) or ".." in subfolder.replace("\\", "/").split("/"):
-                raise ModelFormatError(f"modules.json entry {position} has path {subfolder!r} outside the model folder")
-            module_class = module_class_from_type(entry["type"])
-            name = str(entry.get("name", position))
-            modules[name] = _load_module(module_class, folder, subfolder if subfolder != "." else "", load_kwargs)
-            if entry.get("kwargs"):
-                self.module_kwargs[name] = list(entry["kwargs"])
+        modules, self.module_kwargs = load_modules(folder, load_kwargs)
         return modules
 
     # -- configuration -----------------------------------------------------------------------------
@@ -371,7 +358,6 @@ class SentenceTransformer(nn.Sequential, FitMixin):
             raise InvalidArgumentError(
                 f"output_value={output_value!r}; expected 'sentence_embedding', 'token_embeddings' or None"
             )
-        use_pool = pool is not None or isinstance(device, list)
         if isinstance(device, list) and not device:
             raise InvalidArgumentError("device=[]; expected a device, or a non-empty list of devices for a pool")
         unknown = set(kwargs) - set(self.get_model_kwargs()) - {"task"}
@@ -404,22 +390,7 @@ class SentenceTransformer(nn.Sequential, FitMixin):
             "normalize_embeddings": normalize_embeddings,
             **kwargs,
         }
-        if use_pool:
-            from embedforge._internal.multi_process import run_in_pool
-
-            embeddings = run_in_pool(
-                self,
-                inputs,
-                pool=pool,
-                devices=device if pool is None else None,
-                chunk_size=chunk_size,
-                show_progress_bar=show_progress_bar,
-                inference_kwargs={**inference_kwargs, "show_progress_bar": False},
-            )
-        else:
-            if device is not None:
-                self.to(device)
-            embeddings = self._inference(inputs, **inference_kwargs)
+        embeddings = self._run_inference(inputs, device, pool, chunk_size, inference_kwargs)
         if output_value != "sentence_embedding":
             return embeddings[0] if single else embeddings
         if precision and precision != "float32":
@@ -527,23 +498,6 @@ class SentenceTransformer(nn.Sequential, FitMixin):
     def get_backend(self) -> Literal["torch"]:
         """The inference backend: always ``"torch"`` (ONNX and OpenVINO backends are not supported)."""
         return "torch"
-
-    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> dict[str, Any]:
-        """Start one worker process per device (default: every CUDA device, else 4 CPU workers).
-
-        Pass the returned pool to :meth:`encode` (``pool=``) and close it with
-        :meth:`stop_multi_process_pool`. The model stays on the CPU afterwards.
-        """
-        from embedforge._internal.multi_process import start_pool
-
-        return start_pool(self, target_devices)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: dict[str, Any]) -> None:
-        """Terminate the workers of a pool from :meth:`start_multi_process_pool`."""
-        from embedforge._internal.multi_process import stop_pool
-
-        stop_pool(pool)
 
     def encode_multi_process(
         self,
@@ -732,15 +686,9 @@ class SentenceTransformer(nn.Sequential, FitMixin):
     # -- saving ------------------------------------------------------------------------------------
 
     def _model_config_dict(self) -> dict[str, Any]:
-        import transformers
-
         config: dict[str, Any] = {
             "model_type": self.model_type,
-            "__version__": {
-                "embedforge": __version__,
-                "transformers": transformers.__version__,
-                "pytorch": torch.__version__,
-            },
+            "__version__": library_versions(),
             "prompts": self.prompts,
             "default_prompt_name": self.default_prompt_name,
             "similarity_fn_name": self.similarity_fn_name,
@@ -767,31 +715,7 @@ class SentenceTransformer(nn.Sequential, FitMixin):
                 encoding="utf-8",
             ) as f:
                 json.dump(self._model_config_dict(), f, indent=2, sort_keys=True)
-            entries = []
-            for index, (name, module) in enumerate(self._modules.items()):
-                if index == 0 and getattr(module, "save_in_root", False):
-                    subfolder = ""
-                else:
-                    subfolder = f"{index}_{type(module).__name__}"
-                module_dir = os.path.join(staging, subfolder)
-                os.makedirs(module_dir, exist_ok=True)
-                module.save(module_dir, safe_serialization=safe_serialization)
-                type_ref = (
-                    module.st_type()
-                    if isinstance(module, Module)
-                    else f"{type(module).__module__}.{type(module).__name__}"
-                )
-                entry: dict[str, Any] = {
-                    "idx": index,
-                    "name": name,
-                    "path": subfolder,
-                    "type": type_ref,
-                }
-                if self.module_kwargs.get(name):
-                    entry["kwargs"] = self.module_kwargs[name]
-                entries.append(entry)
-            with open(os.path.join(staging, "modules.json"), "w", encoding="utf-8") as f:
-                json.dump(entries, f, indent=2)
+            save_modules(self, staging, self.module_kwargs, safe_serialization)
             if create_model_card:
                 from embedforge.model_card import write_model_card
 
@@ -812,6 +736,65 @@ class SentenceTransformer(nn.Sequential, FitMixin):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    """The ``__version__`` entry of ``config_sentence_transformers.json``: the libraries that saved the model."""
+    import transformers
+
+    return {"embedforge": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
+
+
+def load_modules(
+    folder: str, load_kwargs: dict[str, Any], extra_options: dict[type, dict[str, Any]] | None = None
+) -> tuple[OrderedDict[str, nn.Module], dict[str, list[str]]]:
+    """The modules ``modules.json`` lists, loaded in order, and the forward kwargs each takes.
+
+    ``extra_options`` adds load options per module class (a CrossEncoder's Transformer is told its task).
+    """
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    module_kwargs: dict[str, list[str]] = {}
+    for position, entry in enumerate(_read_json(os.path.join(folder, "modules.json"), list)):
+        if not isinstance(entry, dict) or "type" not in entry or "path" not in entry:
+            raise ModelFormatError(f"modules.json entry {position} in {folder!r} needs 'type' and 'path': {entry!r}")
+        subfolder = entry["path"]
+        if os.path.isabs(subfolder) or ".." in subfolder.replace("\\", "/").split("/"):
+            raise ModelFormatError(f"modules.json entry {position} has path {subfolder!r} outside the model folder")
+        module_class = module_class_from_type(entry["type"])
+        options = {**load_kwargs, **(extra_options or {}).get(module_class, {})}
+        name = str(entry.get("name", position))
+        modules[name] = _load_module(module_class, folder, subfolder if subfolder != "." else "", options)
+        if entry.get("kwargs"):
+            module_kwargs[name] = list(entry["kwargs"])
+    return modules, module_kwargs
+
+
+def save_modules(
+    model: nn.Sequential, folder: str, module_kwargs: dict[str, list[str]], safe_serialization: bool = True
+) -> None:
+    """Write each module of ``model`` into its subfolder of ``folder`` and list them in ``modules.json``.
+
+    The first module goes in the root when it says so (``save_in_root``), as sentence-transformers
+    lays out a Transformer; the others in ``<index>_<ClassName>``.
+    """
+    entries = []
+    for index, (name, module) in enumerate(model._modules.items()):
+        if index == 0 and getattr(module, "save_in_root", False):
+            subfolder = ""
+        else:
+            subfolder = f"{index}_{type(module).__name__}"
+        module_dir = os.path.join(folder, subfolder)
+        os.makedirs(module_dir, exist_ok=True)
+        module.save(module_dir, safe_serialization=safe_serialization)
+        type_ref = (
+            module.st_type() if isinstance(module, Module) else f"{type(module).__module__}.{type(module).__name__}"
+        )
+        entry: dict[str, Any] = {"idx": index, "name": name, "path": subfolder, "type": type_ref}
+        if module_kwargs.get(name):
+            entry["kwargs"] = module_kwargs[name]
+        entries.append(entry)
+    with open(os.path.join(folder, "modules.json"), "w", encoding="utf-8") as f:
+        json.dump(entries, f, indent=2)
 
 
 def module_class_from_type(type_ref: str) -> type[nn.Module]:

@@ -181,3 +181,48 @@ def _next_result(pool: Pool, call: str) -> tuple[int, Any]:
             raise RuntimeError(
                 f"{len(dead)} worker(s) of the multi-process pool died: {details}; stop the pool and start a new one"
             )
+
+
+class MultiProcessMixin:
+    """``start_multi_process_pool``/``stop_multi_process_pool`` for a model with ``_inference``."""
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
+        """Start one worker process per device (default: every CUDA device, else 4 CPU workers).
+
+        Pass the returned pool as ``pool=`` and close it with :meth:`stop_multi_process_pool`.
+        The model stays on the CPU afterwards.
+        """
+        assert isinstance(self, torch.nn.Module)
+        return start_pool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: Pool) -> None:
+        """Terminate the workers of a pool from :meth:`start_multi_process_pool`."""
+        stop_pool(pool)
+
+    def _run_inference(
+        self,
+        inputs: list[Any],
+        device: str | list[str] | None,
+        pool: Pool | None,
+        chunk_size: int | None,
+        inference_kwargs: dict[str, Any],
+    ) -> Any:
+        """``self._inference`` on ``inputs``: in this process (on ``device``, when given), or in
+        chunks on ``pool`` or on a pool started for a list of devices."""
+        assert isinstance(self, torch.nn.Module)
+        if isinstance(device, list) and not device:
+            raise InvalidArgumentError("device=[]; expected a device, or a non-empty list of devices for a pool")
+        if pool is None and not isinstance(device, list):
+            if device is not None:
+                self.to(device)
+            return self._inference(inputs, **inference_kwargs)  # type: ignore[attr-defined]
+        return run_in_pool(
+            self,
+            inputs,
+            pool=pool,
+            devices=device if pool is None else None,
+            chunk_size=chunk_size,
+            show_progress_bar=inference_kwargs["show_progress_bar"],
+            inference_kwargs={**inference_kwargs, "show_progress_bar": False},
+        )

@@ -32,6 +32,14 @@ LEGACY_CONFIG_NAMES = (
 )
 
 
+#: The supported ``transformer_task`` values: the transformers output each reads (the
+#: ``method_output_name`` sentence-transformers 6 records) and the feature it writes.
+TASK_OUTPUTS: dict[str, tuple[str, str]] = {
+    "feature-extraction": ("last_hidden_state", "token_embeddings"),
+    "sequence-classification": ("logits", "scores"),
+}
+
+
 class Transformer(InputModule):
     """Wrap a local Hugging Face transformer; outputs ``token_embeddings`` (the last hidden state)."""
 
@@ -50,6 +58,7 @@ class Transformer(InputModule):
         tokenizer_name_or_path: str | None = None,
         backend: str = "torch",
         *,
+        transformer_task: str = "feature-extraction",
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
@@ -59,6 +68,11 @@ class Transformer(InputModule):
         super().__init__()
         if backend != "torch":
             raise InvalidArgumentError(f"backend={backend!r} is not supported; embedforge runs models with 'torch'")
+        if transformer_task not in TASK_OUTPUTS:
+            raise InvalidArgumentError(
+                f"transformer_task={transformer_task!r} is not supported; expected one of {sorted(TASK_OUTPUTS)}"
+            )
+        self.transformer_task = transformer_task
         model_dir = require_local_dir(model_name_or_path, "model_name_or_path")
         tokenizer_dir = require_local_dir(tokenizer_name_or_path or model_name_or_path, "tokenizer_name_or_path")
         model_kwargs = {**(model_args or {}), **(model_kwargs or {})}
@@ -85,7 +99,12 @@ class Transformer(InputModule):
 
         try:
             config = AutoConfig.from_pretrained(model_dir, local_files_only=True, **config_kwargs)
-            self.auto_model: PreTrainedModel = _load_model(model_dir, config, model_kwargs)
+            if transformer_task == "sequence-classification" and "num_labels" not in config_kwargs:
+                architectures = getattr(config, "architectures", None) or []
+                if not any(name.endswith("ForSequenceClassification") for name in architectures):
+                    # A bare encoder turned into a cross-encoder scores with one label unless told otherwise.
+                    config.num_labels = 1
+            self.auto_model: PreTrainedModel = _load_model(model_dir, config, model_kwargs, transformer_task)
         except OSError as error:
             raise ModelFormatError(f"Cannot load the transformer in {model_dir!r}: {error}") from error
         if max_seq_length is not None and "model_max_length" not in tokenizer_kwargs:
@@ -201,20 +220,31 @@ class Transformer(InputModule):
     # -- forward and persistence -----------------------------------------------------------------
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Run the model and store its last hidden state as ``token_embeddings``."""
+        """Run the model: its last hidden state becomes ``token_embeddings`` (feature extraction), or
+        its logits ``scores`` (sequence classification, as a cross-encoder uses it)."""
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
         output = self.auto_model(**inputs, return_dict=True)
+        if self.transformer_task == "sequence-classification":
+            features["scores"] = output.logits
+            return features
         features["token_embeddings"] = output[0]
         if getattr(self.auto_model.config, "output_hidden_states", False) and "hidden_states" in output:
             features["all_layer_embeddings"] = output["hidden_states"]
         return features
 
     def get_config_dict(self) -> dict[str, Any]:
-        """``sentence_bert_config.json``: the keys every sentence-transformers release reads."""
-        return {
+        """``sentence_bert_config.json``: the keys every sentence-transformers release reads, plus the
+        task keys of sentence-transformers 6 for a task other than feature extraction."""
+        config: dict[str, Any] = {
             "max_seq_length": self._truncation_length(),
             "do_lower_case": self.do_lower_case,
         }
+        if self.transformer_task != "feature-extraction":
+            method_output_name, module_output_name = TASK_OUTPUTS[self.transformer_task]
+            config["transformer_task"] = self.transformer_task
+            config["modality_config"] = {"text": {"method": "forward", "method_output_name": method_output_name}}
+            config["module_output_name"] = module_output_name
+        return config
 
     def save(
         self,
@@ -255,25 +285,33 @@ class Transformer(InputModule):
         ):
             if kwargs.get(key):
                 config[key] = {**config.get(key, {}), **kwargs[key]}
-        # sentence-transformers 6 keys that describe multimodal routing; a text model needs none of them.
+        # sentence-transformers 6 keys that describe multimodal routing: for text they follow from the task.
         for key in (
-            "transformer_task",
             "modality_config",
             "module_output_name",
             "processing_kwargs",
             "unpad_inputs",
         ):
             config.pop(key, None)
+        if "transformer_task" in kwargs:
+            config["transformer_task"] = kwargs["transformer_task"]
         return cls(folder, **config)
 
     def __repr__(self) -> str:
         return f"Transformer({self.get_config_dict()}) with {type(self.auto_model).__name__}"
 
 
-def _load_model(model_dir: str, config: PretrainedConfig, model_kwargs: dict[str, Any]) -> PreTrainedModel:
-    """Load the encoder; encoder-decoder T5 models keep only their encoder, as sentence-transformers does."""
-    from transformers import AutoModel, T5Config, T5EncoderModel
+def _load_model(
+    model_dir: str, config: PretrainedConfig, model_kwargs: dict[str, Any], transformer_task: str
+) -> PreTrainedModel:
+    """Load the encoder (encoder-decoder T5 models keep only their encoder, as sentence-transformers
+    does), or the sequence-classification model for a cross-encoder."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, T5Config, T5EncoderModel
 
+    if transformer_task == "sequence-classification":
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_dir, config=config, local_files_only=True, **model_kwargs
+        )
     if isinstance(config, T5Config):
         return T5EncoderModel.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)
     return AutoModel.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)

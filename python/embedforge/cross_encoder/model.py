@@ -1,0 +1,522 @@
+"""CrossEncoder: scores text pairs jointly with a sequence-classification transformer.
+
+Loads and saves the folder layouts of sentence-transformers' CrossEncoder: its own
+(``modules.json`` with a Transformer whose task is ``sequence-classification``, and
+``config_sentence_transformers.json`` naming the activation function) and a plain transformers
+sequence-classification folder (as older releases saved, with the activation in ``config.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.autonotebook import trange
+
+from embedforge._internal.atomic import atomic_directory
+from embedforge._internal.local_path import require_local_dir
+from embedforge._internal.multi_process import MultiProcessMixin
+from embedforge.exceptions import InvalidArgumentError, ModelFormatError
+from embedforge.models.transformer import Transformer
+from embedforge.sentence_transformer import (
+    _check_texts,
+    _pick_device,
+    _read_json,
+    library_versions,
+    load_modules,
+    save_modules,
+)
+from embedforge.util.misc import fullname, import_from_string
+
+logger = logging.getLogger(__name__)
+
+#: Arguments older sentence-transformers releases took under other names.
+RENAMED_ARGUMENTS = {
+    "model_name": "model_name_or_path",
+    "automodel_args": "model_kwargs",
+    "tokenizer_args": "processor_kwargs",
+    "tokenizer_kwargs": "processor_kwargs",
+    "config_args": "config_kwargs",
+    "cache_dir": "cache_folder",
+    "default_activation_function": "activation_fn",
+}
+#: Arguments older releases took positionally after the model name, in order.
+LEGACY_POSITIONAL = ("num_labels", "max_length", "activation_fn", "device")
+
+
+class CrossEncoder(MultiProcessMixin, nn.Sequential):
+    """Score text pairs (``predict``) and rank documents for a query (``rank``), drop-in for
+    sentence-transformers' CrossEncoder."""
+
+    model_type = "CrossEncoder"
+
+    def __init__(
+        self,
+        model_name_or_path: str | None = None,
+        *legacy_args: Any,
+        modules: Iterable[nn.Module] | None = None,
+        device: str | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        cache_folder: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        model_card_data: Any = None,
+        backend: str = "torch",
+        num_labels: int | None = None,
+        max_length: int | None = None,
+        activation_fn: Callable[[Tensor], Tensor] | None = None,
+        keep_in_fp32_modules: list[str] | None = None,
+        **legacy_kwargs: Any,
+    ) -> None:
+        given = {
+            "device": device,
+            "num_labels": num_labels,
+            "max_length": max_length,
+            "activation_fn": activation_fn,
+            "model_kwargs": model_kwargs,
+            "processor_kwargs": processor_kwargs,
+            "config_kwargs": config_kwargs,
+        }
+        model_name_or_path = _apply_legacy_arguments(model_name_or_path, legacy_args, legacy_kwargs, given)
+        if backend != "torch":
+            raise InvalidArgumentError(f"backend={backend!r} is not supported; embedforge runs models with 'torch'")
+        if keep_in_fp32_modules:
+            raise InvalidArgumentError(
+                f"keep_in_fp32_modules={keep_in_fp32_modules!r}: running chosen layers in fp32 is not supported"
+            )
+        num_labels, max_length = given["num_labels"], given["max_length"]
+        config_kwargs = dict(given["config_kwargs"] or {})
+        processor_kwargs = dict(given["processor_kwargs"] or {})
+        if num_labels is not None:
+            config_kwargs["num_labels"] = num_labels
+        if max_length is not None:
+            processor_kwargs["model_max_length"] = max_length
+        self.prompts: dict[str, str] = dict(prompts or {})
+        self.default_prompt_name = default_prompt_name
+        self.trust_remote_code = trust_remote_code
+        self.model_card_data = model_card_data
+        self.module_kwargs: dict[str, list[str]] = {}
+        saved_activation: str | None = None
+
+        if model_name_or_path is not None and modules is not None:
+            raise InvalidArgumentError("Pass model_name_or_path or modules, not both")
+        if model_name_or_path is not None:
+            folder = require_local_dir(model_name_or_path, "model_name_or_path")
+            load_kwargs = {
+                "model_kwargs": dict(given["model_kwargs"] or {}),
+                "tokenizer_kwargs": processor_kwargs,
+                "config_kwargs": config_kwargs,
+                "trust_remote_code": trust_remote_code,
+            }
+            if os.path.isfile(os.path.join(folder, "modules.json")):
+                modules, saved_activation = self._load_folder(folder, load_kwargs)
+            elif os.path.isfile(os.path.join(folder, "config.json")):
+                modules = [
+                    Transformer(
+                        folder,
+                        transformer_task="sequence-classification",
+                        model_kwargs=load_kwargs["model_kwargs"],
+                        tokenizer_kwargs=processor_kwargs,
+                        config_kwargs=config_kwargs,
+                    )
+                ]
+            else:
+                raise ModelFormatError(
+                    f"{folder!r} has neither modules.json (a sentence-transformers model) "
+                    "nor config.json (a transformers model)"
+                )
+        if modules is not None and not isinstance(modules, OrderedDict):
+            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
+        super().__init__(modules or OrderedDict())
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise InvalidArgumentError(
+                f"default_prompt_name={self.default_prompt_name!r} is not among the prompts {list(self.prompts)}"
+            )
+        self.activation_fn = given["activation_fn"] or self._saved_activation(saved_activation)
+        self.to(_pick_device(given["device"]))
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _load_folder(self, folder: str, load_kwargs: dict[str, Any]) -> tuple[OrderedDict, str | None]:
+        """The modules of a sentence-transformers CrossEncoder folder, and its saved activation path."""
+        activation: str | None = None
+        config_path = os.path.join(folder, "config_sentence_transformers.json")
+        if os.path.isfile(config_path):
+            config = _read_json(config_path, dict)
+            for name, text in (config.get("prompts") or {}).items():
+                self.prompts.setdefault(name, text if text is not None else "")
+            if self.default_prompt_name is None:
+                self.default_prompt_name = config.get("default_prompt_name")
+            activation = config.get("activation_fn")
+        task = {Transformer: {"transformer_task": "sequence-classification"}}
+        modules, self.module_kwargs = load_modules(folder, load_kwargs, extra_options=task)
+        return modules, activation
+
+    def _saved_activation(self, saved: str | None) -> Callable[[Tensor], Tensor]:
+        """The activation a folder names (``torch.*`` paths, or any with ``trust_remote_code``), else the default."""
+        config = self.config
+        if saved is None and config is not None:
+            st_settings = getattr(config, "sentence_transformers", None)
+            if isinstance(st_settings, dict) and st_settings.get("activation_fn"):
+                saved = st_settings["activation_fn"]
+            elif getattr(config, "sbert_ce_default_activation_function", None):
+                # Releases before 4.0 kept it under this key of config.json.
+                saved = config.sbert_ce_default_activation_function
+        if saved is not None:
+            if self.trust_remote_code or saved.startswith("torch."):
+                return import_from_string(saved)()
+            logger.warning(
+                "The activation function %r is outside torch; load with trust_remote_code=True to use it. "
+                "Using the default activation instead.",
+                saved,
+            )
+        return self.get_default_activation_fn()
+
+    def get_default_activation_fn(self) -> Callable[[Tensor], Tensor]:
+        """Sigmoid for a single-label (score) model, identity for several labels."""
+        return nn.Sigmoid() if self.num_labels == 1 else nn.Identity()
+
+    # -- properties --------------------------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The activation is a plain attribute, not a submodule: it must not appear in modules.json
+        # or in the state dict.
+        if name == "activation_fn":
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
+    @property
+    def transformer(self) -> Transformer | None:
+        """The first Transformer module, or None."""
+        return next((module for module in self.modules() if isinstance(module, Transformer)), None)
+
+    @property
+    def model(self) -> nn.Module | None:
+        """The transformers sequence-classification model."""
+        transformer = self.transformer
+        return None if transformer is None else transformer.auto_model
+
+    @property
+    def config(self) -> Any:
+        """The transformers model config (None without a Transformer)."""
+        model = self.model
+        return None if model is None else model.config
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer of the Transformer."""
+        transformer = self.transformer
+        return None if transformer is None else transformer.tokenizer
+
+    @property
+    def num_labels(self) -> int:
+        """Scores per pair: 1 for a relevance score, more for classification logits."""
+        config = self.config
+        return 1 if config is None else int(config.num_labels)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Pairs are truncated to this many tokens."""
+        transformer = self.transformer
+        return None if transformer is None else transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        transformer = self.transformer
+        if transformer is None:
+            raise InvalidArgumentError("max_seq_length: this CrossEncoder has no Transformer module")
+        transformer.max_seq_length = value
+
+    @property
+    def max_length(self) -> int | None:
+        """Older name of :attr:`max_seq_length`."""
+        return self.max_seq_length
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        self.max_seq_length = value
+
+    @property
+    def default_activation_function(self) -> Callable[[Tensor], Tensor]:
+        """Older name of :attr:`activation_fn`."""
+        return self.activation_fn
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the first parameter (CPU for a model without parameters)."""
+        parameter = next(self.parameters(), None)
+        return torch.device("cpu") if parameter is None else parameter.device
+
+    # -- prediction --------------------------------------------------------------------------------
+
+    def is_singular_input(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is one pair (``("query", "document")``) rather than a list of pairs."""
+        if isinstance(inputs, np.ndarray) and inputs.dtype.kind in ("U", "O"):
+            return inputs.size > 0 and inputs.ndim < 2
+        if isinstance(inputs, (list, tuple)):
+            return len(inputs) > 0 and not isinstance(inputs[0], (list, tuple))
+        return not isinstance(inputs, Iterable) or isinstance(inputs, (str, dict))
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise InvalidArgumentError(f"prompt_name={name!r} is not among the configured prompts {list(self.prompts)}")
+        return self.prompts[name]
+
+    def predict(
+        self,
+        inputs: Any = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Callable[[Tensor], Tensor] | None = None,
+        apply_softmax: bool | None = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | list[str] | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Score text pairs: a [n] array of scores for a single-label model, [n, num_labels] otherwise.
+
+        One pair gives one score (row). ``activation_fn`` overrides the model's (sigmoid for one
+        label); ``apply_softmax`` turns several labels' scores into probabilities.
+        """
+        inputs = _renamed_input(inputs, kwargs, "predict")
+        if "activation_fct" in kwargs:
+            activation_fn = kwargs.pop("activation_fct")
+        kwargs.pop("num_workers", None)  # older releases' DataLoader setting; batches are built in-process
+        if kwargs:
+            raise InvalidArgumentError(f"predict() got unexpected keyword arguments {sorted(kwargs)}")
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise InvalidArgumentError(f"batch_size={batch_size!r}; expected a positive integer")
+        single = self.is_singular_input(inputs)
+        if single:
+            inputs = [inputs.tolist() if isinstance(inputs, np.ndarray) else inputs]
+        elif isinstance(inputs, np.ndarray):
+            inputs = inputs.tolist()
+        elif not isinstance(inputs, list):
+            inputs = list(inputs)
+        pairs = [tuple(pair) if isinstance(pair, list) else pair for pair in inputs]
+        _check_pairs(pairs)
+        inference_kwargs = {
+            "prompt": self._resolve_prompt(prompt, prompt_name),
+            "batch_size": batch_size,
+            "show_progress_bar": show_progress_bar,
+            "activation_fn": activation_fn if activation_fn is not None else self.activation_fn,
+            "apply_softmax": bool(apply_softmax),
+        }
+        if not pairs:
+            scores = torch.zeros((0,) if self.num_labels == 1 else (0, self.num_labels))
+        else:
+            scores = self._run_inference(pairs, device, pool, chunk_size, inference_kwargs)
+        if convert_to_tensor:
+            result: Any = scores
+        elif convert_to_numpy:
+            result = scores.float().cpu().numpy()
+        else:
+            result = list(scores)
+        return result[0] if single else result
+
+    @torch.inference_mode()
+    def _inference(
+        self,
+        inputs: list[Any],
+        prompt: str | None,
+        batch_size: int,
+        show_progress_bar: bool,
+        activation_fn: Callable[[Tensor], Tensor] | None,
+        apply_softmax: bool,
+    ) -> Tensor:
+        """Scores of checked, non-empty pairs on the model's device, in input order (the work of a
+        multi-process pool worker for each chunk)."""
+        self.eval()
+        device = self.device
+        # Longest pairs first, so each batch pads little; the order is restored at the end.
+        order = np.argsort([-sum(len(text) for text in pair) for pair in inputs], kind="stable")
+        collected: list[Tensor] = []
+        for start in trange(0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar):
+            batch = [inputs[index] for index in order[start : start + batch_size]]
+            features = self[0].preprocess(batch, prompt=prompt)
+            features = {
+                key: value.to(device) if isinstance(value, Tensor) else value for key, value in features.items()
+            }
+            scores = self(features)["scores"]
+            if torch.is_floating_point(scores) and torch.finfo(scores.dtype).bits < 32:
+                scores = scores.float()
+            if activation_fn is not None:
+                scores = activation_fn(scores)
+            if self.num_labels == 1 and scores.ndim > 1:
+                scores = scores.squeeze(-1)
+            if apply_softmax and scores.ndim > 1:
+                scores = torch.nn.functional.softmax(scores, dim=1)
+            collected.extend(scores)
+        restored: list[Tensor] = [collected[0]] * len(collected)
+        for position, index in enumerate(order):
+            restored[index] = collected[position]
+        return torch.stack(restored)
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Callable[[Tensor], Tensor] | None = None,
+        device: str | list[str] | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        """The documents ranked by their score against ``query``: ``{"corpus_id", "score"}`` dicts
+        (plus ``"text"`` with ``return_documents``), best first, the first ``top_k`` of them."""
+        for name in ("apply_softmax", "convert_to_numpy", "convert_to_tensor", "num_workers"):
+            kwargs.pop(name, None)  # older releases' options that no longer change the result
+        if "activation_fct" in kwargs:
+            activation_fn = kwargs.pop("activation_fct")
+        if kwargs:
+            raise InvalidArgumentError(f"rank() got unexpected keyword arguments {sorted(kwargs)}")
+        if self.num_labels != 1:
+            raise InvalidArgumentError(
+                f"rank() needs a model with one label; this one has num_labels={self.num_labels}: use predict()"
+            )
+        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
+            raise InvalidArgumentError(f"top_k={top_k!r}; expected a non-negative integer or None")
+        scores = self.predict(
+            [(query, document) for document in documents],
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            activation_fn=activation_fn,
+            convert_to_tensor=True,
+            device=device,
+            pool=pool,
+            chunk_size=chunk_size,
+        ).tolist()
+        results: list[dict[str, Any]] = []
+        for corpus_id, score in enumerate(scores):
+            hit: dict[str, Any] = {"corpus_id": corpus_id, "score": score}
+            if return_documents:
+                hit["text"] = documents[corpus_id]
+            results.append(hit)
+        # A stable sort: equal scores keep document order, as sentence-transformers' sorted() does.
+        results.sort(key=lambda hit: hit["score"], reverse=True)
+        return results[:top_k]
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def save(
+        self,
+        path: str,
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Save the folder in sentence-transformers' CrossEncoder layout, atomically.
+
+        No model card is written (``create_model_card`` is accepted and ignored).
+        """
+        if path is None:
+            raise InvalidArgumentError("save() needs a path")
+        config = {
+            "model_type": self.model_type,
+            "__version__": library_versions(),
+            "activation_fn": fullname(self.activation_fn),
+            "prompts": self.prompts,
+            "default_prompt_name": self.default_prompt_name,
+        }
+        with atomic_directory(os.fspath(path)) as staging:
+            with open(os.path.join(staging, "config_sentence_transformers.json"), "w", encoding="utf-8") as f:
+                json.dump(config, f, indent=2, sort_keys=True)
+            save_modules(self, staging, self.module_kwargs, safe_serialization)
+
+    def save_pretrained(self, path: str, *args: Any, **kwargs: Any) -> None:
+        """Same as :meth:`save`."""
+        self.save(path, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({name}): {module!r}" for name, module in self._modules.items()]
+        return "CrossEncoder(\n" + "\n".join(lines) + "\n)"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _apply_legacy_arguments(
+    model_name_or_path: str | None, legacy_args: tuple[Any, ...], legacy_kwargs: dict[str, Any], given: dict[str, Any]
+) -> str | None:
+    """Fold older releases' positional and renamed arguments into ``given`` (with a warning each)."""
+    if len(legacy_args) > len(LEGACY_POSITIONAL):
+        raise InvalidArgumentError(
+            f"CrossEncoder takes at most {1 + len(LEGACY_POSITIONAL)} positional arguments "
+            f"(model_name_or_path, {', '.join(LEGACY_POSITIONAL)}); got {1 + len(legacy_args)}"
+        )
+    for name, value in zip(LEGACY_POSITIONAL, legacy_args):
+        logger.warning("Passing %s positionally to CrossEncoder is deprecated; pass %s=%r", name, name, value)
+        if given[name] is None:
+            given[name] = value
+    if "classifier_dropout" in legacy_kwargs:
+        dropout = legacy_kwargs.pop("classifier_dropout")
+        given["config_kwargs"] = {**(given["config_kwargs"] or {}), "classifier_dropout": dropout}
+    for old, new in RENAMED_ARGUMENTS.items():
+        if old not in legacy_kwargs:
+            continue
+        value = legacy_kwargs.pop(old)
+        logger.warning("The CrossEncoder argument %s was renamed to %s", old, new)
+        if new == "model_name_or_path":
+            model_name_or_path = model_name_or_path or value
+        elif new in given and given[new] is None:
+            given[new] = value
+    if legacy_kwargs:
+        raise InvalidArgumentError(f"CrossEncoder() got unexpected keyword arguments {sorted(legacy_kwargs)}")
+    return model_name_or_path
+
+
+def _renamed_input(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:
+    """``sentences=`` is the older name of ``inputs``."""
+    if "sentences" in kwargs:
+        if inputs is not None:
+            raise InvalidArgumentError(f"{method}() got both inputs and sentences; pass one")
+        inputs = kwargs.pop("sentences")
+    if inputs is None:
+        raise InvalidArgumentError(f"{method}() needs inputs: a (text, text) pair or a list of pairs")
+    return inputs
+
+
+def _check_pairs(pairs: list[Any]) -> None:
+    """Every input must be a pair of strings; name the first that is not."""
+    for index, pair in enumerate(pairs):
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise InvalidArgumentError(
+                f"inputs[{index}] is {type(pair).__name__} {pair!r:.80}; expected a (text, text) pair"
+            )
+    _check_texts(pairs)
