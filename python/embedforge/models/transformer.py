@@ -1,4 +1,4 @@
-"""Transformer: a Hugging Face ``AutoModel`` producing token embeddings, tokenised in Rust."""
+"""Transformer: a Hugging Face model producing token embeddings (or a cross-encoder's scores), tokenised in Rust."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ TASK_OUTPUTS: dict[str, tuple[str, str]] = {
 
 
 class Transformer(InputModule):
-    """Wrap a local Hugging Face transformer; outputs ``token_embeddings`` (the last hidden state)."""
+    """Wrap a local Hugging Face transformer; outputs ``token_embeddings`` (the last hidden state), or
+    ``scores`` (the logits) when ``transformer_task="sequence-classification"``."""
 
     config_file_name: ClassVar[str] = "sentence_bert_config.json"
     config_keys: ClassVar[list[str]] = ["max_seq_length", "do_lower_case"]
