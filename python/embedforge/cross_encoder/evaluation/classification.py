@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from embedforge.evaluation.binary_classification import BinaryClassificationEvaluator, average_precision
-from embedforge.evaluation.evaluator import BaseEvaluator, append_csv_row, check_same_length, epoch_text
+from embedforge.evaluation.evaluator import append_csv_row
+
+from .pair_evaluator import PairEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def f1_averages(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-class CrossEncoderClassificationEvaluator(BaseEvaluator):
+class CrossEncoderClassificationEvaluator(PairEvaluator):
     """Classification metrics of ``model.predict`` on labelled pairs.
 
     A single-label model is scored as a binary classifier over its scores (accuracy, F1, precision,
@@ -38,6 +40,9 @@ class CrossEncoderClassificationEvaluator(BaseEvaluator):
     a model with several labels by the argmax class (macro, micro and weighted F1; primary
     metric ``f1_macro``).
     """
+
+    csv_stem = "CrossEncoderClassificationEvaluator"
+    targets_name = "labels"
 
     def __init__(
         self,
@@ -51,39 +56,15 @@ class CrossEncoderClassificationEvaluator(BaseEvaluator):
         write_csv: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
-        check_same_length(sentence_pairs=sentence_pairs, labels=labels)
-        self.sentence_pairs = sentence_pairs
+        super().__init__(sentence_pairs, labels, name, prompt_name, batch_size, show_progress_bar, write_csv)
         self.labels = np.asarray(labels)
-        self.name = name
-        self.prompt_name = prompt_name
-        self.batch_size = batch_size
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.csv_file = "CrossEncoderClassificationEvaluator" + (f"_{name}" if name else "") + "_results.csv"
         self.csv_headers: list[str] = []
-
-    @classmethod
-    def from_input_examples(cls, examples: list[Any], **kwargs: Any) -> CrossEncoderClassificationEvaluator:
-        """Build from InputExamples holding a text pair and a label each."""
-        return cls([example.texts for example in examples], [example.label for example in examples], **kwargs)
 
     def __call__(
         self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1
     ) -> dict[str, float]:
         """Predict every pair and compare with the labels; metrics prefixed with ``name``."""
-        logger.info(
-            "%s: Evaluating the model on %s dataset%s:", type(self).__name__, self.name, epoch_text(epoch, steps)
-        )
-        scores = model.predict(
-            self.sentence_pairs,
-            prompt_name=self.prompt_name,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=self.show_progress_bar,
-        )
+        scores = self.predict(model, epoch, steps)
         if model.num_labels == 1:
             accuracy, accuracy_threshold = BinaryClassificationEvaluator.find_best_acc_and_threshold(
                 scores, self.labels, True
