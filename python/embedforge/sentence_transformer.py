@@ -358,8 +358,6 @@ class SentenceTransformer(MultiProcessMixin, nn.Sequential, FitMixin):
             raise InvalidArgumentError(
                 f"output_value={output_value!r}; expected 'sentence_embedding', 'token_embeddings' or None"
             )
-        if isinstance(device, list) and not device:
-            raise InvalidArgumentError("device=[]; expected a device, or a non-empty list of devices for a pool")
         unknown = set(kwargs) - set(self.get_model_kwargs()) - {"task"}
         if unknown:
             raise InvalidArgumentError(
