@@ -260,19 +260,7 @@ class SentenceTransformer(MultiProcessMixin, nn.Sequential, FitMixin):
     # -- encoding ----------------------------------------------------------------------------------
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is not None:
-            if prompt_name is not None:
-                logger.warning("Both prompt and prompt_name were given; using prompt and ignoring prompt_name.")
-            return prompt
-        if prompt_name is not None:
-            if prompt_name not in self.prompts:
-                raise InvalidArgumentError(
-                    f"prompt_name={prompt_name!r} is not among the configured prompts {list(self.prompts)}"
-                )
-            return self.prompts[prompt_name]
-        if self.default_prompt_name is not None:
-            return self.prompts.get(self.default_prompt_name)
-        return None
+        return resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
 
     def encode_query(
         self,
@@ -734,6 +722,25 @@ class SentenceTransformer(MultiProcessMixin, nn.Sequential, FitMixin):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def resolve_prompt(
+    prompts: dict[str, str], default_prompt_name: str | None, prompt: str | None, prompt_name: str | None
+) -> str | None:
+    """The prompt text to use: ``prompt`` itself, else the named prompt, else the default prompt (or None)."""
+    if prompt is not None:
+        if prompt_name is not None:
+            logger.warning("Both prompt and prompt_name were given; using prompt and ignoring prompt_name.")
+        return prompt
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            raise InvalidArgumentError(
+                f"prompt_name={prompt_name!r} is not among the configured prompts {list(prompts)}"
+            )
+        return prompts[prompt_name]
+    if default_prompt_name is not None:
+        return prompts.get(default_prompt_name)
+    return None
 
 
 def library_versions() -> dict[str, str]:

@@ -31,6 +31,7 @@ from embedforge.sentence_transformer import (
     _read_json,
     library_versions,
     load_modules,
+    resolve_prompt,
     save_modules,
 )
 from embedforge.util.misc import fullname, import_from_string
@@ -271,16 +272,6 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
             return len(inputs) > 0 and not isinstance(inputs[0], (list, tuple))
         return not isinstance(inputs, Iterable) or isinstance(inputs, (str, dict))
 
-    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is not None:
-            return prompt
-        name = prompt_name if prompt_name is not None else self.default_prompt_name
-        if name is None:
-            return None
-        if name not in self.prompts:
-            raise InvalidArgumentError(f"prompt_name={name!r} is not among the configured prompts {list(self.prompts)}")
-        return self.prompts[name]
-
     def predict(
         self,
         inputs: Any = None,
@@ -322,7 +313,7 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
         pairs = [tuple(pair) if isinstance(pair, list) else pair for pair in inputs]
         _check_pairs(pairs)
         inference_kwargs = {
-            "prompt": self._resolve_prompt(prompt, prompt_name),
+            "prompt": resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name),
             "batch_size": batch_size,
             "show_progress_bar": show_progress_bar,
             "activation_fn": activation_fn if activation_fn is not None else self.activation_fn,
