@@ -326,7 +326,7 @@ def static_weights(seed: int = 0, dim: int = 8) -> Any:
 def embedforge_static(weights: Any) -> Any:
     """An embedforge StaticEmbedding model over word_level_tokenizer() with a copy of ``weights``."""
     from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
+    from embedforge.sentence_transformer.modules import StaticEmbedding
 
     return SentenceTransformer(modules=[StaticEmbedding(word_level_tokenizer(), embedding_weights=weights.clone())])
 

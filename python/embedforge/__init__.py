@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
-from embedforge.datasets import ParallelSentencesDataset, SentencesDataset
+from embedforge._internal.lazy import lazy_attributes
+from embedforge._version import __version__
 from embedforge.exceptions import (
     EmbedforgeError,
     InvalidArgumentError,
@@ -12,35 +13,42 @@ from embedforge.exceptions import (
     ModelNotFoundError,
     TokenizerError,
 )
-from embedforge.model_card import SentenceTransformerModelCardData
-from embedforge.readers import InputExample
-from embedforge.sentence_transformer import SentenceTransformer
+from embedforge.sentence_transformer.datasets import ParallelSentencesDataset, SentencesDataset
+from embedforge.sentence_transformer.model import SentenceTransformer
+from embedforge.sentence_transformer.model_card import SentenceTransformerModelCardData
+from embedforge.sentence_transformer.readers import InputExample
+from embedforge.util.deprecated_import import install_deprecated_paths
+
+if TYPE_CHECKING:
+    from embedforge.base.sampler import DefaultBatchSampler, MultiDatasetDefaultBatchSampler
+    from embedforge.cross_encoder import CrossEncoder
+    from embedforge.sentence_transformer.trainer import SentenceTransformerTrainer
+    from embedforge.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from embedforge.util.hard_negatives import mine_hard_negatives
+    from embedforge.util.logging import LoggingHandler
+    from embedforge.util.quantization import quantize_embeddings
+    from embedforge.util.similarity import SimilarityFunction
+
+# Old module paths (embedforge.models, embedforge.losses, ...) keep importing, with a DeprecationWarning.
+install_deprecated_paths()
 
 # Training imports transformers.Trainer, accelerate and datasets: load them (and the other names
 # sentence-transformers exports at its top level) on first use only.
-_LAZY_TRAINING = {
-    "SentenceTransformerTrainer": "embedforge.trainer",
-    "SentenceTransformerTrainingArguments": "embedforge.training_args",
-    "CrossEncoder": "embedforge.cross_encoder",
-    "DefaultBatchSampler": "embedforge.sampler",
-    "MultiDatasetDefaultBatchSampler": "embedforge.sampler",
-    "LoggingHandler": "embedforge.util.logging",
-    "SimilarityFunction": "embedforge.util.similarity",
-    "mine_hard_negatives": "embedforge.util.hard_negatives",
-    "quantize_embeddings": "embedforge.util.quantization",
-}
-
-
-def __getattr__(name: str) -> object:
-    module_name = _LAZY_TRAINING.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "SentenceTransformerTrainer": "embedforge.sentence_transformer.trainer",
+        "SentenceTransformerTrainingArguments": "embedforge.sentence_transformer.training_args",
+        "CrossEncoder": "embedforge.cross_encoder",
+        "DefaultBatchSampler": "embedforge.base.sampler",
+        "MultiDatasetDefaultBatchSampler": "embedforge.base.sampler",
+        "LoggingHandler": "embedforge.util.logging",
+        "SimilarityFunction": "embedforge.util.similarity",
+        "mine_hard_negatives": "embedforge.util.hard_negatives",
+        "quantize_embeddings": "embedforge.util.quantization",
+    },
+    globals(),
+)
 
 __all__ = [
     "CrossEncoder",

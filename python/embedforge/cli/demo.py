@@ -63,7 +63,7 @@ def default_model_folder() -> str:
 
 def run_demo(arguments: argparse.Namespace) -> int:
     """Encode the corpus, search each query, print the hits and the retrieval scores."""
-    from embedforge import SentenceTransformer
+    from embedforge.sentence_transformer.model import SentenceTransformer
     from embedforge.util import cos_sim
 
     folder = arguments.model or default_model_folder()

@@ -100,7 +100,9 @@ def add_train_command(commands: Any) -> None:
     group.add_argument("--eval", nargs="+", help="file(s) for the evaluation loss (with args.eval_strategy)")
     group.add_argument("--columns", nargs="+", help="input columns to use, in the loss's order")
     group = parser.add_argument_group("loss")
-    group.add_argument("--loss", help="a loss of embedforge.losses (default MultipleNegativesRankingLoss)")
+    group.add_argument(
+        "--loss", help="a loss of embedforge.sentence_transformer.losses (default MultipleNegativesRankingLoss)"
+    )
     group.add_argument("--loss-kwargs", type=json.loads, help="loss arguments as JSON, e.g. '{\"scale\": 20}'")
     group.add_argument("--matryoshka-dims", type=int, nargs="+", help="wrap the loss in MatryoshkaLoss")
     group = parser.add_argument_group("evaluation")
@@ -166,13 +168,13 @@ def run_demo_training(overrides: list[tuple[str, str, Any]]) -> dict[str, dict[s
     from datasets import Dataset
     from transformers import set_seed
 
-    from embedforge import SentenceTransformer
     from embedforge.cli.demo_data import make_demo_data, vocabulary_texts
     from embedforge.cli.demo_tokenizer import build_wordpiece_tokenizer
     from embedforge.cli.train_config import training_argument_names
-    from embedforge.evaluation import InformationRetrievalEvaluator
-    from embedforge.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
-    from embedforge.models import StaticEmbedding
+    from embedforge.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from embedforge.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+    from embedforge.sentence_transformer.model import SentenceTransformer
+    from embedforge.sentence_transformer.modules import StaticEmbedding
 
     print(DEMO_NOTICE, flush=True)
     args = dict(DEMO_ARGS)
@@ -248,7 +250,7 @@ def run_configured_training(config: TrainConfig) -> dict[str, dict[str, float]]:
 
 def build_model(model_config: dict[str, Any]) -> Any:
     """A SentenceTransformer from a local folder, or a new StaticEmbedding model from a tokenizer.json."""
-    from embedforge import SentenceTransformer
+    from embedforge.sentence_transformer.model import SentenceTransformer
 
     similarity = model_config.get("similarity_fn_name")
     if model_config.get("path"):
@@ -256,7 +258,7 @@ def build_model(model_config: dict[str, Any]) -> Any:
         return SentenceTransformer(model_config["path"], similarity_fn_name=similarity)
     from tokenizers import Tokenizer
 
-    from embedforge.models import StaticEmbedding
+    from embedforge.sentence_transformer.modules import StaticEmbedding
 
     tokenizer_path = model_config["tokenizer"]
     if not os.path.isfile(tokenizer_path):
@@ -279,8 +281,8 @@ def train_and_report(
     args: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
     """Evaluate, train, evaluate again, save to ``output_dir/final`` and print a before/after table."""
-    from embedforge.trainer import SentenceTransformerTrainer
-    from embedforge.training_args import SentenceTransformerTrainingArguments
+    from embedforge.sentence_transformer.trainer import SentenceTransformerTrainer
+    from embedforge.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     training_args = SentenceTransformerTrainingArguments(**args)
     before: dict[str, float] = {}

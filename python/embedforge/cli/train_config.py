@@ -139,7 +139,7 @@ def merge_overrides(content: dict[str, Any], overrides: list[tuple[str, str, Any
 
 def training_argument_names() -> list[str]:
     """Every field a SentenceTransformerTrainingArguments accepts."""
-    from embedforge.training_args import SentenceTransformerTrainingArguments
+    from embedforge.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     return sorted(item.name for item in dataclasses.fields(SentenceTransformerTrainingArguments) if item.init)
 

@@ -110,7 +110,7 @@ def build_evaluator(evaluator_config: dict[str, Any]) -> Any:
     """The InformationRetrievalEvaluator or EmbeddingSimilarityEvaluator the config describes, or None."""
     if not evaluator_config:
         return None
-    from embedforge.evaluation import EmbeddingSimilarityEvaluator, InformationRetrievalEvaluator
+    from embedforge.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, InformationRetrievalEvaluator
 
     is_retrieval = evaluator_config["type"] == "information_retrieval"
     evaluator_class = InformationRetrievalEvaluator if is_retrieval else EmbeddingSimilarityEvaluator

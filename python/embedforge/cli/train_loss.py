@@ -7,8 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from embedforge import losses
 from embedforge.exceptions import InvalidArgumentError
+from embedforge.sentence_transformer import losses
 
 #: Loss keyword arguments whose value is another model: a string there is a local model folder.
 MODEL_KWARGS = ("guide", "teacher_model")
@@ -18,7 +18,7 @@ DISTANCE_HOLDERS = ("TripletDistanceMetric", "SiameseDistanceMetric", "BatchHard
 
 
 def loss_names() -> list[str]:
-    """Names of the losses a config may ask for (classes ending in ``Loss`` in embedforge.losses)."""
+    """Names of the losses a config may ask for (classes ending in ``Loss`` in embedforge.sentence_transformer.losses)."""
     return sorted(name for name in losses.LOSS_MODULES if name.endswith("Loss"))
 
 
@@ -49,7 +49,7 @@ def _resolve_kwarg(key: str, value: Any, loss_class: type) -> Any:
     if not isinstance(value, str):
         return value
     if key in MODEL_KWARGS:
-        from embedforge import SentenceTransformer
+        from embedforge.sentence_transformer.model import SentenceTransformer
 
         return SentenceTransformer(value)
     if key == "similarity_fct":

@@ -8,7 +8,6 @@ sequence-classification folder (as older releases saved, with the activation in 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -20,20 +19,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.autonotebook import trange
 
-from embedforge._internal.atomic import atomic_directory
 from embedforge._internal.local_path import require_local_dir
-from embedforge._internal.multi_process import MultiProcessMixin
+from embedforge.base.model import BaseModel, check_texts, pick_device
+from embedforge.base.modules.registry import load_modules
+from embedforge.base.modules.transformer import Transformer
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
-from embedforge.models.transformer import Transformer
-from embedforge.sentence_transformer import (
-    _check_texts,
-    _pick_device,
-    _read_json,
-    library_versions,
-    load_modules,
-    resolve_prompt,
-    save_modules,
-)
 from embedforge.util.misc import fullname, import_from_string
 
 logger = logging.getLogger(__name__)
@@ -52,7 +42,7 @@ RENAMED_ARGUMENTS = {
 LEGACY_POSITIONAL = ("num_labels", "max_length", "activation_fn", "device")
 
 
-class CrossEncoder(MultiProcessMixin, nn.Sequential):
+class CrossEncoder(BaseModel):
     """Score text pairs (``predict``) and rank documents for a query (``rank``), drop-in for
     sentence-transformers' CrossEncoder."""
 
@@ -105,8 +95,7 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
             config_kwargs["num_labels"] = num_labels
         if max_length is not None:
             processor_kwargs["model_max_length"] = max_length
-        self.prompts: dict[str, str] = dict(prompts or {})
-        self.default_prompt_name = default_prompt_name
+        self._init_prompts(prompts, default_prompt_name)
         self.trust_remote_code = trust_remote_code
         self.model_card_data = model_card_data
         self.module_kwargs: dict[str, list[str]] = {}
@@ -139,29 +128,16 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
                     f"{folder!r} has neither modules.json (a sentence-transformers model) "
                     "nor config.json (a transformers model)"
                 )
-        if modules is not None and not isinstance(modules, OrderedDict):
-            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
-        super().__init__(modules or OrderedDict())
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise InvalidArgumentError(
-                f"default_prompt_name={self.default_prompt_name!r} is not among the prompts {list(self.prompts)}"
-            )
+        self._init_modules(modules)
+        self._check_prompts()
         self.activation_fn = given["activation_fn"] or self._saved_activation(saved_activation)
-        self.to(_pick_device(given["device"]))
+        self.to(pick_device(given["device"]))
 
     # -- loading ---------------------------------------------------------------------------------
 
     def _load_folder(self, folder: str, load_kwargs: dict[str, Any]) -> tuple[OrderedDict, str | None]:
         """The modules of a sentence-transformers CrossEncoder folder, and its saved activation path."""
-        activation: str | None = None
-        config_path = os.path.join(folder, "config_sentence_transformers.json")
-        if os.path.isfile(config_path):
-            config = _read_json(config_path, dict)
-            for name, text in (config.get("prompts") or {}).items():
-                self.prompts.setdefault(name, text if text is not None else "")
-            if self.default_prompt_name is None:
-                self.default_prompt_name = config.get("default_prompt_name")
-            activation = config.get("activation_fn")
+        activation = self._read_model_config(folder).get("activation_fn")
         task = {Transformer: {"transformer_task": "sequence-classification"}}
         modules, self.module_kwargs = load_modules(folder, load_kwargs, extra_options=task)
         return modules, activation
@@ -256,12 +232,6 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
         """Older name of :attr:`activation_fn`."""
         return self.activation_fn
 
-    @property
-    def device(self) -> torch.device:
-        """Device of the first parameter (CPU for a model without parameters)."""
-        parameter = next(self.parameters(), None)
-        return torch.device("cpu") if parameter is None else parameter.device
-
     # -- prediction --------------------------------------------------------------------------------
 
     def is_singular_input(self, inputs: Any) -> bool:
@@ -313,7 +283,7 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
         pairs = [tuple(pair) if isinstance(pair, list) else pair for pair in inputs]
         _check_pairs(pairs)
         inference_kwargs = {
-            "prompt": resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name),
+            "prompt": self._resolve_prompt(prompt, prompt_name),
             "batch_size": batch_size,
             "show_progress_bar": show_progress_bar,
             "activation_fn": activation_fn if activation_fn is not None else self.activation_fn,
@@ -423,40 +393,10 @@ class CrossEncoder(MultiProcessMixin, nn.Sequential):
 
     # -- saving ------------------------------------------------------------------------------------
 
-    def save(
-        self,
-        path: str,
-        model_name: str | None = None,
-        create_model_card: bool = True,
-        train_datasets: list[str] | None = None,
-        safe_serialization: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        """Save the folder in sentence-transformers' CrossEncoder layout, atomically.
-
-        No model card is written (``create_model_card`` is accepted and ignored).
-        """
-        if path is None:
-            raise InvalidArgumentError("save() needs a path")
-        config = {
-            "model_type": self.model_type,
-            "__version__": library_versions(),
-            "activation_fn": fullname(self.activation_fn),
-            "prompts": self.prompts,
-            "default_prompt_name": self.default_prompt_name,
-        }
-        with atomic_directory(os.fspath(path)) as staging:
-            with open(os.path.join(staging, "config_sentence_transformers.json"), "w", encoding="utf-8") as f:
-                json.dump(config, f, indent=2, sort_keys=True)
-            save_modules(self, staging, self.module_kwargs, safe_serialization)
-
-    def save_pretrained(self, path: str, *args: Any, **kwargs: Any) -> None:
-        """Same as :meth:`save`."""
-        self.save(path, *args, **kwargs)
-
-    def __repr__(self) -> str:
-        lines = [f"  ({name}): {module!r}" for name, module in self._modules.items()]
-        return "CrossEncoder(\n" + "\n".join(lines) + "\n)"
+    def _model_config_dict(self) -> dict[str, Any]:
+        config = super()._model_config_dict()
+        config["activation_fn"] = fullname(self.activation_fn)
+        return config
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -510,4 +450,4 @@ def _check_pairs(pairs: list[Any]) -> None:
             raise InvalidArgumentError(
                 f"inputs[{index}] is {type(pair).__name__} {pair!r:.80}; expected a (text, text) pair"
             )
-    _check_texts(pairs)
+    check_texts(pairs)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from embedforge.evaluation.binary_classification import BinaryClassificationEvaluator, average_precision
-from embedforge.evaluation.evaluator import append_csv_row
+from embedforge.base.evaluation.evaluator import append_csv_row
+from embedforge.base.evaluation.metrics import average_precision, best_accuracy_threshold, best_f1_threshold
 
 from .pair_evaluator import PairEvaluator
 
@@ -66,12 +66,8 @@ class CrossEncoderClassificationEvaluator(PairEvaluator):
         """Predict every pair and compare with the labels; metrics prefixed with ``name``."""
         scores = self.predict(model, epoch, steps)
         if model.num_labels == 1:
-            accuracy, accuracy_threshold = BinaryClassificationEvaluator.find_best_acc_and_threshold(
-                scores, self.labels, True
-            )
-            f1, precision, recall, f1_threshold = BinaryClassificationEvaluator.find_best_f1_and_threshold(
-                scores, self.labels, True
-            )
+            accuracy, accuracy_threshold = best_accuracy_threshold(scores, self.labels, True)
+            f1, precision, recall, f1_threshold = best_f1_threshold(scores, self.labels, True)
             metrics = {
                 "accuracy": accuracy,
                 "accuracy_threshold": accuracy_threshold,

@@ -7,7 +7,7 @@ from typing import Any
 
 from scipy.stats import pearsonr, spearmanr
 
-from embedforge.evaluation.evaluator import append_csv_row
+from embedforge.base.evaluation.evaluator import append_csv_row
 
 from .pair_evaluator import PairEvaluator
 

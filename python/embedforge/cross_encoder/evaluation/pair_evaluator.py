@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from embedforge.evaluation.evaluator import BaseEvaluator, check_same_length, epoch_text
+from embedforge.base.evaluation.evaluator import BaseEvaluator, check_same_length, epoch_text
 
 logger = logging.getLogger(__name__)
 

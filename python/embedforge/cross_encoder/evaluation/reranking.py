@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from embedforge.evaluation.binary_classification import average_precision
-from embedforge.evaluation.evaluator import BaseEvaluator, append_csv_row, epoch_text
-from embedforge.evaluation.reranking import ndcg_at_k
+from embedforge.base.evaluation.evaluator import BaseEvaluator, append_csv_row, epoch_text
+from embedforge.base.evaluation.metrics import average_precision, ndcg_at_k
 from embedforge.exceptions import InvalidArgumentError
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,209 @@
+"""BaseModel: what every model kind shares (a sequence of modules, prompts, device, the folder layout).
+
+SentenceTransformer and CrossEncoder are thin kinds on this class. It owns the parts of the
+sentence-transformers folder that do not depend on the kind: ``modules.json`` (through the module
+registry), ``config_sentence_transformers.json`` (model type, library versions, prompts) and the
+atomic save; the kinds add their own config entries, inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from embedforge._internal.atomic import atomic_directory
+from embedforge._internal.multi_process import MultiProcessMixin
+from embedforge._version import __version__
+from embedforge.base.modules.registry import read_json, save_modules
+from embedforge.exceptions import InvalidArgumentError
+
+logger = logging.getLogger(__name__)
+
+#: Name of the model-level configuration file in a sentence-transformers folder.
+MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+
+
+class BaseModel(MultiProcessMixin, nn.Sequential):
+    """A sequence of modules with prompts, a device and the sentence-transformers folder layout."""
+
+    #: Written as ``model_type`` in ``config_sentence_transformers.json``.
+    model_type: ClassVar[str] = "BaseModel"
+    #: Prompts every instance starts with. None means "filled from the saved config, else empty": a
+    #: SentenceTransformer always has a query and a document prompt, as in sentence-transformers 6.
+    _default_prompts: ClassVar[dict[str, str | None]] = {}
+
+    def _init_prompts(self, prompts: dict[str, str] | None, default_prompt_name: str | None) -> None:
+        """The kind's default prompts, overridden by the given ones; saved prompts fill the gaps on load."""
+        self.prompts: dict[str, Any] = {**self._default_prompts, **(prompts or {})}
+        self.default_prompt_name = default_prompt_name
+
+    def _init_modules(self, modules: Iterable[nn.Module] | OrderedDict | None) -> None:
+        """Initialise the ``nn.Sequential`` with ``modules`` (a list is named "0", "1", ...)."""
+        if modules is not None and not isinstance(modules, OrderedDict):
+            modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
+        super().__init__(modules or OrderedDict())
+
+    # -- configuration -----------------------------------------------------------------------------
+
+    def _read_model_config(self, folder: str) -> dict[str, Any]:
+        """``config_sentence_transformers.json`` of ``folder`` ({} when absent); its prompts fill in ours.
+
+        Prompts given to the constructor win over saved ones of the same name (a default prompt left at
+        None is filled by the saved one), and a saved default prompt name applies only when none was given.
+        """
+        config_path = os.path.join(folder, MODEL_CONFIG_FILE)
+        if not os.path.isfile(config_path):
+            return {}
+        config = read_json(config_path, dict)
+        for name, text in (config.get("prompts") or {}).items():
+            if self.prompts.get(name) is None:
+                self.prompts[name] = text
+        if self.default_prompt_name is None:
+            self.default_prompt_name = config.get("default_prompt_name")
+        return config
+
+    def _check_prompts(self) -> None:
+        """Unfilled prompts become empty (nothing is prepended); the default prompt name must exist."""
+        for name, text in self.prompts.items():
+            if text is None:
+                self.prompts[name] = ""
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise InvalidArgumentError(
+                f"default_prompt_name={self.default_prompt_name!r} is not among the prompts {list(self.prompts)}"
+            )
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        return resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (CPU when it has none)."""
+        parameter = next(self.parameters(), None)
+        return torch.device("cpu") if parameter is None else parameter.device
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype of the first parameter (None for a model without parameters)."""
+        parameter = next(self.parameters(), None)
+        return None if parameter is None else parameter.dtype
+
+    def _first_module(self) -> nn.Module:
+        return next(iter(self._modules.values()))
+
+    def _last_module(self) -> nn.Module:
+        return list(self._modules.values())[-1]
+
+    def evaluate(self, evaluator: Any, output_path: str | None = None) -> Any:
+        """Run ``evaluator`` on this model (creating ``output_path`` first when given); its results."""
+        if output_path is not None:
+            os.makedirs(output_path, exist_ok=True)
+        return evaluator(self, output_path)
+
+    def push_to_hub(self, repo_id: str, *args: Any, **kwargs: Any) -> str:
+        """Not available: embedforge has no hub access. Save with :meth:`save_pretrained` and upload the folder."""
+        raise InvalidArgumentError(
+            f"push_to_hub(repo_id={repo_id!r}): embedforge never contacts a model hub; save the model with "
+            "save_pretrained(folder) and upload that folder with your own tools"
+        )
+
+    def get_backend(self) -> Literal["torch"]:
+        """The inference backend: always ``"torch"`` (ONNX and OpenVINO backends are not supported)."""
+        return "torch"
+
+    save_to_hub = push_to_hub
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def _model_config_dict(self) -> dict[str, Any]:
+        """The content of ``config_sentence_transformers.json``; kinds add their own entries."""
+        return {
+            "model_type": self.model_type,
+            "__version__": library_versions(),
+            "prompts": self.prompts,
+            "default_prompt_name": self.default_prompt_name,
+        }
+
+    def _write_model_card(self, folder: str, model_name: str | None, train_datasets: list[str] | None) -> None:
+        """Write ``README.md`` into ``folder``; kinds without a card keep this no-op."""
+
+    def save(
+        self,
+        path: str,
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Save the model folder (sentence-transformers layout) atomically: a crash leaves no half-written folder."""
+        if path is None:
+            raise InvalidArgumentError("save(path=None): a folder path is needed")
+        with atomic_directory(os.fspath(path)) as staging:
+            with open(os.path.join(staging, MODEL_CONFIG_FILE), "w", encoding="utf-8") as f:
+                json.dump(self._model_config_dict(), f, indent=2, sort_keys=True)
+            save_modules(self, staging, getattr(self, "module_kwargs", {}), safe_serialization)
+            if create_model_card:
+                self._write_model_card(staging, model_name, train_datasets)
+
+    def save_pretrained(self, path: str, *args: Any, **kwargs: Any) -> None:
+        """Same as :meth:`save` (same arguments, positional or by name)."""
+        self.save(path, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({name}): {module!r}" for name, module in self._modules.items()]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def resolve_prompt(
+    prompts: dict[str, str], default_prompt_name: str | None, prompt: str | None, prompt_name: str | None
+) -> str | None:
+    """The prompt text to use: ``prompt`` itself, else the named prompt, else the default prompt (or None)."""
+    if prompt is not None:
+        if prompt_name is not None:
+            logger.warning("Both prompt and prompt_name were given; using prompt and ignoring prompt_name.")
+        return prompt
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            raise InvalidArgumentError(
+                f"prompt_name={prompt_name!r} is not among the configured prompts {list(prompts)}"
+            )
+        return prompts[prompt_name]
+    if default_prompt_name is not None:
+        return prompts.get(default_prompt_name)
+    return None
+
+
+def library_versions() -> dict[str, str]:
+    """The ``__version__`` entry of ``config_sentence_transformers.json``: the libraries that saved the model."""
+    import transformers
+
+    return {"embedforge": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
+
+
+def pick_device(device: str | None) -> str:
+    """``device`` itself, else CUDA when available, else the CPU."""
+    if device is not None:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def check_texts(inputs: list[Any]) -> None:
+    """Reject anything but strings (or pairs of strings), naming the first bad index and its type."""
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            continue
+        if isinstance(item, (tuple, list)) and item and all(isinstance(part, str) for part in item):
+            continue
+        raise InvalidArgumentError(f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str")
+
+
+__all__ = ["BaseModel", "check_texts", "library_versions", "pick_device", "resolve_prompt"]
