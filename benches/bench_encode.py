@@ -21,7 +21,7 @@ def bench_static() -> str:
     from tokenizers import Tokenizer
 
     from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
+    from embedforge.sentence_transformer.modules import StaticEmbedding
 
     tokenizer_path = str(require_shared("tokenizers", "bert-base-uncased.json"))
     texts = sentences_of_words(100_000, 5, 40)

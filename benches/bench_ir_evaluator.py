@@ -76,8 +76,8 @@ def run_one(library: str, corpus_size: int, n_queries: int, batch_size: int) -> 
     weights = torch.randn(tokenizer.get_vocab_size(), DIM, generator=torch.Generator().manual_seed(0))
     if library == "embedforge":
         from embedforge import SentenceTransformer
-        from embedforge.evaluation import InformationRetrievalEvaluator
-        from embedforge.models import StaticEmbedding
+        from embedforge.sentence_transformer.evaluation import InformationRetrievalEvaluator
+        from embedforge.sentence_transformer.modules import StaticEmbedding
     else:
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.evaluation import InformationRetrievalEvaluator

@@ -98,8 +98,8 @@ def main() -> None:
     from tokenizers import Tokenizer
 
     from embedforge import SentenceTransformer
-    from embedforge.evaluation import InformationRetrievalEvaluator, information_retrieval
-    from embedforge.models import StaticEmbedding
+    from embedforge.sentence_transformer.evaluation import InformationRetrievalEvaluator, information_retrieval
+    from embedforge.sentence_transformer.modules import StaticEmbedding
 
     tokenizer = Tokenizer.from_file(str(require_shared("tokenizers", "bert-base-uncased.json")))
     weights = torch.randn(tokenizer.get_vocab_size(), DIM, generator=torch.Generator().manual_seed(0))

@@ -33,7 +33,7 @@ def build_model(library: str, weights: torch.Tensor) -> Any:
     tokenizer = Tokenizer.from_file(str(require_shared("tokenizers", "bert-base-uncased.json")))
     if library == "embedforge":
         from embedforge import SentenceTransformer
-        from embedforge.models import StaticEmbedding
+        from embedforge.sentence_transformer.modules import StaticEmbedding
 
         return SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights.clone())])
     from sentence_transformers import SentenceTransformer as StModel
@@ -45,9 +45,9 @@ def build_model(library: str, weights: torch.Tensor) -> Any:
 def run(library: str, weights: torch.Tensor) -> tuple[float, float]:
     """One full script run; returns (seconds, final dev Spearman)."""
     if library == "embedforge":
-        from embedforge import losses
-        from embedforge.evaluation import EmbeddingSimilarityEvaluator
-        from embedforge.readers import STSBenchmarkDataReader
+        from embedforge.sentence_transformer import losses
+        from embedforge.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+        from embedforge.sentence_transformer.readers import STSBenchmarkDataReader
     else:
         from sentence_transformers.sentence_transformer import losses
         from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator

@@ -50,7 +50,7 @@ def step(loss: nn.Module, leaves: list[Tensor]) -> float:
 def main() -> None:
     from sentence_transformers.sentence_transformer import losses as st_losses
 
-    from embedforge.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+    from embedforge.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
 
     generator = torch.Generator().manual_seed(0)
     base = [torch.randn(PAIRS, WIDTH, generator=generator) for _ in range(2)]

@@ -59,7 +59,7 @@ def main() -> None:
 
     from sentence_transformers.base.sampler import NoDuplicatesBatchSampler as StSampler
 
-    from embedforge.sampler import NoDuplicatesBatchSampler
+    from embedforge.base.sampler import NoDuplicatesBatchSampler
 
     dataset = pairs(args.rows)
     print(f"{len(dataset):,} pairs, batch {args.batch_size}", flush=True)

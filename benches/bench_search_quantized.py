@@ -29,7 +29,7 @@ def static_model(seed: int = 0):
     from tokenizers import Tokenizer
 
     from embedforge import SentenceTransformer
-    from embedforge.models import StaticEmbedding
+    from embedforge.sentence_transformer.modules import StaticEmbedding
 
     tokenizer = Tokenizer.from_file(str(require_shared("tokenizers", "bert-base-uncased.json")))
     weights = torch.randn(tokenizer.get_vocab_size(), DIM, generator=torch.Generator().manual_seed(seed))

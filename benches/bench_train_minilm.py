@@ -56,8 +56,8 @@ def run(library: str, max_steps: int, batch_size: int) -> tuple[float, float, in
         from sentence_transformers.sentence_transformer.losses import CoSENTLoss
     else:
         from embedforge import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        from embedforge.evaluation import EmbeddingSimilarityEvaluator
-        from embedforge.losses import CoSENTLoss
+        from embedforge.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+        from embedforge.sentence_transformer.losses import CoSENTLoss
 
     model = SentenceTransformer(str(minilm_folder()), device="cpu")
     first, second, scores = read_stsb("sts-train.csv")

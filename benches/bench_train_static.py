@@ -119,8 +119,8 @@ def run(library: str, steps: int, batch_size: int, seed: int, profile: bool, opt
             SentenceTransformerTrainingArguments,
             losses,
         )
-        from embedforge.models import StaticEmbedding
-        from embedforge.training_args import BatchSamplers
+        from embedforge.sentence_transformer.modules import StaticEmbedding
+        from embedforge.sentence_transformer.training_args import BatchSamplers
 
     tokenizer = Tokenizer.from_file(str(require_shared("tokenizers", "bert-base-uncased.json")))
     static = StaticEmbedding(tokenizer, embedding_weights=initial_weights(seed))

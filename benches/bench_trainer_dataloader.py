@@ -25,7 +25,7 @@ def static_model(library: str, weights: torch.Tensor) -> Any:
     tokenizer = Tokenizer.from_file(str(require_shared("tokenizers", "bert-base-uncased.json")))
     if library == "embedforge":
         from embedforge import SentenceTransformer
-        from embedforge.models import StaticEmbedding
+        from embedforge.sentence_transformer.modules import StaticEmbedding
     else:
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.sentence_transformer.modules import StaticEmbedding
@@ -36,7 +36,7 @@ def trainer(library: str, dataset: Any, weights: torch.Tensor, batch_size: int, 
     if library == "embedforge":
         import embedforge as lib
 
-        losses = importlib.import_module("embedforge.losses")
+        losses = importlib.import_module("embedforge.sentence_transformer.losses")
     else:
         import sentence_transformers as lib
 
