@@ -3,10 +3,22 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in embedforge's Rust core.
+///
+/// Each variant's doc names the `embedforge.exceptions` class the Python bindings raise for it
+/// (`rust/python/src/errors.rs`); every one of them is an `EmbedforgeError`.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or folder exists (or should) but could not be read.
+    ///
+    /// Python: an `EmbedforgeIOError` (an `OSError`) chosen by `source.kind()`:
+    /// `PermissionDenied` -> `EmbedforgePermissionError` (`PermissionError`), `IsADirectory`
+    /// -> `EmbedforgeIsADirectoryError` (`IsADirectoryError`), `NotADirectory` ->
+    /// `EmbedforgeNotADirectoryError` (`NotADirectoryError`), `AlreadyExists` ->
+    /// `EmbedforgeFileExistsError` (`FileExistsError`), any other kind -> `EmbedforgeIOError`
+    /// itself; `NotFound` (only if built directly, [`Error::io`] turns it into
+    /// [`Error::NotFound`]) -> `ModelNotFoundError`. `errno` and `filename` are set from the
+    /// OS error code (when there is one) and `path`.
     #[error("cannot read {}: {source}", path.display())]
     Io {
         /// The path that failed.
@@ -17,6 +29,8 @@ pub enum Error {
     },
 
     /// A model folder or one of its required files does not exist.
+    ///
+    /// Python: `ModelNotFoundError` (a `FileNotFoundError`), with `errno` ENOENT and `filename`.
     #[error("{what} not found: {}", path.display())]
     NotFound {
         /// The missing path.
@@ -26,6 +40,8 @@ pub enum Error {
     },
 
     /// An argument has a value the callee cannot accept.
+    ///
+    /// Python: `InvalidArgumentError` (a `ValueError`).
     #[error("invalid value for `{name}`: got {value}, expected {expected}")]
     InvalidArgument {
         /// The argument's name.
@@ -37,10 +53,14 @@ pub enum Error {
     },
 
     /// The tokenizer could not be loaded, serialised, or could not encode its input.
+    ///
+    /// Python: `TokenizerError` (a `ValueError`).
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 
     /// A model file exists but is corrupt or disagrees with the rest of the folder.
+    ///
+    /// Python: `ModelFormatError` (a `ValueError`).
     #[error("invalid model file {}: {message}", path.display())]
     ModelFormat {
         /// The offending file.
