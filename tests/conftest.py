@@ -174,6 +174,36 @@ WORDS = [
 ]
 
 
+
+#: Skip reasons that mean "the oracle or the real data is missing": fatal in CI, where a silent skip
+#: would turn the parity suite green without running it.
+MISSING_REFERENCE_REASONS = ("could not import", "shared data ")
+
+
+def _fail_missing_reference_in_ci(report: Any) -> None:
+    """In CI (CI=true), a skip for a missing test dependency or data set becomes a failure."""
+    if not report.skipped or os.environ.get("CI") != "true" or not isinstance(report.longrepr, tuple):
+        return
+    reason = str(report.longrepr[2])
+    if any(marker in reason for marker in MISSING_REFERENCE_REASONS):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: the reference must be present, but the test was skipped: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Skips inside tests (``pytest.importorskip``, :func:`shared_path`)."""
+    outcome = yield
+    _fail_missing_reference_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """Skips at import time of a test module (a module-level ``pytest.importorskip``)."""
+    outcome = yield
+    _fail_missing_reference_in_ci(outcome.get_result())
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, skipping the test when it is absent (a user's fresh machine)."""
     path = SHARED_DATA.joinpath(*parts)

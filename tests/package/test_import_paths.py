@@ -9,15 +9,13 @@ the test fails when one of them starts to import, so the list cannot go stale.
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import warnings
 
 import pytest
 
-reference = pytest.importorskip("sentence_transformers", reason="sentence-transformers is the test oracle")
-if os.environ.get("CI") == "true":  # a skipped oracle must not turn the suite green in CI
-    assert reference is not None
+# In CI a missing oracle fails instead of skipping (tests/conftest.py).
+reference = pytest.importorskip("sentence_transformers")
 
 OUT_OF_SCOPE = ("sparse_encoder", "multi_vector_encoder", "backend", "base.merging")
 #: Public names of out-of-scope parts (the encoders and backends above) that the package root re-exports.

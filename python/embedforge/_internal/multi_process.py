@@ -14,8 +14,8 @@ import pickle
 import queue
 import traceback
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.multiprocessing as mp
@@ -186,6 +186,11 @@ def _next_result(pool: Pool, call: str) -> tuple[int, Any]:
 class MultiProcessMixin:
     """``start_multi_process_pool``/``stop_multi_process_pool`` for a model with ``_inference``."""
 
+    if TYPE_CHECKING:
+        # Declared for the checker only: each model kind defines its own ``_inference``, and
+        # without this declaration nn.Module's ``__getattr__`` types the lookup as a Tensor.
+        _inference: Callable[..., Any]
+
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> Pool:
         """Start one worker process per device (default: every CUDA device, else 4 CPU workers).
 
@@ -216,12 +221,13 @@ class MultiProcessMixin:
         if pool is None and not isinstance(device, list):
             if device is not None:
                 self.to(device)
-            return self._inference(inputs, **inference_kwargs)  # type: ignore[attr-defined]
+            return self._inference(inputs, **inference_kwargs)
         return run_in_pool(
             self,
             inputs,
             pool=pool,
-            devices=device if pool is None else None,
+            # Without a pool, ``device`` is a list here (the branch above took the rest).
+            devices=device if pool is None and isinstance(device, list) else None,
             chunk_size=chunk_size,
             show_progress_bar=inference_kwargs["show_progress_bar"],
             inference_kwargs={**inference_kwargs, "show_progress_bar": False},

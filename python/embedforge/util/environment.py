@@ -50,7 +50,8 @@ def check_package_availability(package_name: str, owner: str) -> bool:
         meta = metadata(package_name)
     except PackageNotFoundError:
         return False
-    home_page = meta.get("Home-page") or ""
+    # get_all, not get: the PackageMetadata protocol promises only get_all for optional fields.
+    home_page = " ".join(meta.get_all("Home-page") or [])
     urls = " ".join(meta.get_all("Project-URL") or [])
     return meta["Name"] == package_name and owner in f"{home_page} {urls}"
 

@@ -181,26 +181,28 @@ def test_v2_module_paths_still_import() -> None:
     """sentence-transformers v2 kept one class per CamelCase module; those import lines keep working."""
     import importlib
 
+    import warnings
+
     import embedforge
-    import embedforge.sentence_transformer.datasets
-    import embedforge.sentence_transformer.readers
 
     old_paths = {
-        "embedforge.sentence_transformer.readers.InputExample": "InputExample",
-        "embedforge.sentence_transformer.readers.LabelSentenceReader": "LabelSentenceReader",
-        "embedforge.sentence_transformer.readers.NLIDataReader": "NLIDataReader",
-        "embedforge.sentence_transformer.readers.PairedFilesReader": "PairedFilesReader",
-        "embedforge.sentence_transformer.readers.STSDataReader": "STSBenchmarkDataReader",
-        "embedforge.sentence_transformer.readers.TripletReader": "TripletReader",
-        "embedforge.sentence_transformer.datasets.DenoisingAutoEncoderDataset": "DenoisingAutoEncoderDataset",
-        "embedforge.sentence_transformer.datasets.NoDuplicatesDataLoader": "NoDuplicatesDataLoader",
-        "embedforge.sentence_transformer.datasets.ParallelSentencesDataset": "ParallelSentencesDataset",
-        "embedforge.sentence_transformer.datasets.SentenceLabelDataset": "SentenceLabelDataset",
-        "embedforge.sentence_transformer.datasets.SentencesDataset": "SentencesDataset",
+        "embedforge.readers.InputExample": "InputExample",
+        "embedforge.readers.LabelSentenceReader": "LabelSentenceReader",
+        "embedforge.readers.NLIDataReader": "NLIDataReader",
+        "embedforge.readers.PairedFilesReader": "PairedFilesReader",
+        "embedforge.readers.STSDataReader": "STSBenchmarkDataReader",
+        "embedforge.readers.TripletReader": "TripletReader",
+        "embedforge.datasets.DenoisingAutoEncoderDataset": "DenoisingAutoEncoderDataset",
+        "embedforge.datasets.NoDuplicatesDataLoader": "NoDuplicatesDataLoader",
+        "embedforge.datasets.ParallelSentencesDataset": "ParallelSentencesDataset",
+        "embedforge.datasets.SentenceLabelDataset": "SentenceLabelDataset",
+        "embedforge.datasets.SentencesDataset": "SentencesDataset",
     }
-    for module_path, class_name in old_paths.items():
-        package = importlib.import_module(module_path.rsplit(".", 1)[0])
-        assert getattr(importlib.import_module(module_path), class_name) is getattr(package, class_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for module_path, class_name in old_paths.items():
+            package = importlib.import_module(module_path.rsplit(".", 1)[0])
+            assert getattr(importlib.import_module(module_path), class_name) is getattr(package, class_name)
     # The package attributes stay the classes, not the aliased modules.
     assert isinstance(embedforge.sentence_transformer.readers.InputExample, type) and isinstance(
         embedforge.sentence_transformer.datasets.SentencesDataset, type

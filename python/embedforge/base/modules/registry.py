@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from embedforge.exceptions import ModelFormatError
+from embedforge.util.misc import import_from_string
 
 #: Class name -> the embedforge module that defines it (imported when a folder names the class).
 MODULE_CLASS_PATHS: dict[str, str] = {
@@ -43,17 +44,33 @@ KNOWN_PREFIXES = ("sentence_transformers.", "embedforge.")
 
 
 def module_class_from_type(type_ref: str) -> type[nn.Module]:
-    """The embedforge class for a ``modules.json`` type (sentence-transformers' old or new names, or ours)."""
-    if not isinstance(type_ref, str):
-        raise ModelFormatError(f"module types must be dotted class names, got {type_ref!r}")
+    """The class for a ``modules.json`` type.
+
+    sentence-transformers' old and new names and embedforge's resolve to embedforge's class; any other
+    dotted path (a user's own module class, saved with its import path) is imported from the local
+    environment, as sentence-transformers does.
+    """
+    if not isinstance(type_ref, str) or "." not in type_ref:
+        raise ModelFormatError(f"module types must be dotted class paths, got {type_ref!r}")
     class_name = type_ref.rsplit(".", 1)[-1]
-    module_path = MODULE_CLASS_PATHS.get(class_name)
-    if type_ref.startswith(KNOWN_PREFIXES) and module_path is not None:
+    if type_ref.startswith(KNOWN_PREFIXES):
+        module_path = MODULE_CLASS_PATHS.get(class_name)
+        if module_path is None:
+            raise ModelFormatError(
+                f"modules.json names module type {type_ref!r}, which embedforge does not provide; "
+                f"known modules: {sorted(MODULE_CLASS_PATHS)}"
+            )
         return getattr(importlib.import_module(module_path), class_name)
-    raise ModelFormatError(
-        f"modules.json names module type {type_ref!r}, which embedforge does not provide; "
-        f"known modules: {sorted(MODULE_CLASS_PATHS)}"
-    )
+    try:
+        found = import_from_string(type_ref)
+    except ImportError as error:
+        raise ModelFormatError(
+            f"modules.json names module type {type_ref!r}, which cannot be imported here ({error}); "
+            "install the package that defines it"
+        ) from error
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+        raise ModelFormatError(f"modules.json type {type_ref!r} is {found!r}, not a torch.nn.Module class")
+    return found
 
 
 def module_type_ref(module: nn.Module) -> str:

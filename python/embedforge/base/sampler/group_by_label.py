@@ -94,8 +94,8 @@ class GroupByLabelBatchSampler(DefaultBatchSampler):
         batch: list[int] = []
         last_label = -1
         while len(remaining) >= 2:
-            order = torch.randperm(len(remaining), generator=self.generator).tolist()
-            remaining = [remaining[i] for i in order]
+            shuffled = torch.randperm(len(remaining), generator=self.generator).tolist()
+            remaining = [remaining[i] for i in shuffled]
             # Two consecutive pairs of one batch should not share their label.
             if batch and remaining[0] == last_label:
                 remaining[0], remaining[1] = remaining[1], remaining[0]

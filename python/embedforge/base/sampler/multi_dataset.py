@@ -50,7 +50,8 @@ class MultiDatasetDefaultBatchSampler(SetEpochMixin, BatchSampler, ABC):
 
     def _offsets(self) -> list[int]:
         """Where each dataset starts in the concatenation."""
-        return [0, *accumulate(len(dataset) for dataset in self.dataset.datasets)]
+        # torch types Dataset without __len__; ConcatDataset itself requires sized datasets.
+        return [0, *accumulate(len(dataset) for dataset in self.dataset.datasets)]  # type: ignore[arg-type]
 
     @abstractmethod
     def __iter__(self) -> Iterator[list[int]]:

@@ -108,12 +108,12 @@ class CrossEncoderRerankingEvaluator(BaseEvaluator):
             else np.array([])
         )
         rows, offset = [], 0
-        for relevant in plans:
-            if relevant is None:
+        for plan in plans:
+            if plan is None:
                 rows.append((0.0, 0.0, 0.0))
                 continue
-            rows.append(self.compute_metrics(relevant, scores[offset : offset + len(relevant)]))
-            offset += len(relevant)
+            rows.append(self.compute_metrics(plan, scores[offset : offset + len(plan)]))
+            offset += len(plan)
         mrr, ndcg, ap = (float(np.mean([row[i] for row in rows])) for i in range(3))
         metrics = {"map": ap, f"mrr@{self.at_k}": mrr, f"ndcg@{self.at_k}": ndcg}
         logger.info("MAP: %.2f  MRR@%d: %.2f  NDCG@%d: %.2f", ap * 100, self.at_k, mrr * 100, self.at_k, ndcg * 100)

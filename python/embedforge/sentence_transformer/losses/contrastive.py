@@ -45,7 +45,8 @@ def warn_non_binary(loss: nn.Module, labels: Tensor, consequence: str) -> None:
     """Warn once per loss object when a batch has labels other than 0 and 1."""
     if getattr(loss, "_checked_labels", False):
         return
-    loss._checked_labels = True
+    # torch types Module.__setattr__ values as Tensor | Module; any value is stored at runtime.
+    loss._checked_labels = True  # type: ignore[assignment]
     if labels.ne(0).logical_and(labels.ne(1)).any().item():
         warnings.warn(f"{type(loss).__name__} expects binary labels (0 or 1). {consequence}", UserWarning, stacklevel=4)
 
