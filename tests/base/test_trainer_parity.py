@@ -180,3 +180,59 @@ def test_bert_run_with_prompts_excluded_from_pooling_matches_sentence_transforme
     assert len(ours[0]) == len(theirs[0]) == 4
     np.testing.assert_allclose(ours[0], theirs[0], atol=1e-5, rtol=0)
     np.testing.assert_allclose(ours[1], theirs[1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("multi_dataset", [False, True])
+def test_bert_triplet_run_with_dropout_matches_sentence_transformers(
+    tmp_path: Path, tiny_bert_dir: Path, multi_dataset: bool
+) -> None:
+    """Dropout draws follow the forward passes: the candidate columns must share one padded forward as in ST 6."""
+
+    def triplets(count: int, seed: int) -> Dataset:
+        return Dataset.from_dict(
+            {
+                "anchor": random_sentences(count, seed=seed, max_words=6),
+                "positive": random_sentences(count, seed=seed + 1, max_words=12),
+                "negative": random_sentences(count, seed=seed + 2, max_words=20),
+            }
+        )
+
+    data: Any = DatasetDict({"a": triplets(24, 1), "b": triplets(16, 11)}) if multi_dataset else triplets(24, 1)
+    results = {}
+    for library in ("embedforge", "sentence_transformers"):
+        if library == "embedforge":
+            model: Any = embedforge.SentenceTransformer(str(tiny_bert_dir), device="cpu")
+            trainer_class, args_class, losses = (
+                embedforge.SentenceTransformerTrainer,
+                embedforge.SentenceTransformerTrainingArguments,
+                ef_losses,
+            )
+        else:
+            from sentence_transformers import SentenceTransformer as StModel
+
+            model = StModel(str(tiny_bert_dir), device="cpu")
+            trainer_class, args_class, losses = st_library()
+        assert model[0].auto_model.config.hidden_dropout_prob > 0
+        recorder = LossRecorder()
+        args = args_class(
+            output_dir=str(tmp_path / library),
+            per_device_train_batch_size=8,
+            num_train_epochs=1,
+            learning_rate=1e-3,
+            logging_steps=1,
+            seed=11,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+            disable_tqdm=True,
+        )
+        trainer_class(
+            model=model,
+            args=args,
+            train_dataset=data,
+            loss=losses.MultipleNegativesRankingLoss(model),
+            callbacks=[recorder],
+        ).train()
+        results[library] = recorder.losses
+    assert len(results["embedforge"]) == len(results["sentence_transformers"]) == (5 if multi_dataset else 3)
+    np.testing.assert_allclose(results["embedforge"], results["sentence_transformers"], atol=1e-5, rtol=0)

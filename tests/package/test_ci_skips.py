@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-TESTS = '''
+TESTS = """
 import pytest
 from conftest import shared_path
 
@@ -23,7 +23,7 @@ def test_needs_missing_data():
 
 def test_skips_for_another_reason():
     pytest.skip("not applicable on this platform")
-'''
+"""
 
 
 def run_suite(folder: Path, ci: bool) -> subprocess.CompletedProcess[str]:

@@ -148,9 +148,8 @@ def test_old_path_warns_and_names_the_new_one() -> None:
 def test_old_class_path_keeps_the_class_on_its_package() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from embedforge.readers.InputExample import InputExample as from_old_module
-
         import embedforge.readers
+        from embedforge.readers.InputExample import InputExample as from_old_module
 
     from embedforge.sentence_transformer.readers import InputExample
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, column_merging_disabled
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.sentence_transformer.losses.matryoshka import restore_forward
 
@@ -159,6 +159,9 @@ class AdaptiveLayerLoss(Loss):
             return 1.0 / (1 + layer_idx)
         return 1.0
 
+    # The layer cache hands hidden states from one inner-loss call to the next through the per-column
+    # feature dicts; a merged forward would write them into a fresh dict the next call never sees.
+    @column_merging_disabled()
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         """Final-layer loss plus the weighted losses and KL terms of the sampled earlier layers."""
         features = self.check_features(sentence_features, labels)

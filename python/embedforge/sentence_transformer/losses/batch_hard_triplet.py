@@ -52,6 +52,8 @@ class BatchTripletLoss(Loss):
     input_columns: ClassVar[tuple[int, int | None]] = (1, 1)
     requires_label: ClassVar[bool | None] = True
     citation: ClassVar[str] = TRIPLET_CITATION
+    #: The model; subclasses set it under sentence-transformers' attribute name.
+    sentence_embedder: nn.Module
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         """Embed the text column and return the loss for its class labels."""

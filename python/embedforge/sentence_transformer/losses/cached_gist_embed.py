@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +17,9 @@ from embedforge.base.losses.gradcache import (
 )
 from embedforge.sentence_transformer.losses.gist_embed import GuidedInBatchMixin
 
+if TYPE_CHECKING:
+    from embedforge.sentence_transformer.model import SentenceTransformer
+
 
 class CachedGISTEmbedLoss(GradCacheMixin, GuidedInBatchMixin, Loss):
     """GISTEmbedLoss computed with GradCache: same loss and gradients, memory set by ``mini_batch_size``."""
@@ -28,7 +31,7 @@ class CachedGISTEmbedLoss(GradCacheMixin, GuidedInBatchMixin, Loss):
     def __init__(
         self,
         model: nn.Module,
-        guide: nn.Module,
+        guide: SentenceTransformer,
         temperature: float = 0.01,
         mini_batch_size: int = 32,
         mini_batch_num_tokens: int | None = None,

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, embed_columns
 from embedforge.exceptions import InvalidArgumentError
 
 DISTANCE_METRICS = ("mse", "l2", "cosine")
@@ -63,7 +63,7 @@ class EmbedDistillLoss(Loss):
         """Mean over text columns of the distance between student and teacher embeddings."""
         features = self.check_features(sentence_features, labels)
         assert labels is not None  # check_features enforces the label
-        embeddings = [self.model(feature)["sentence_embedding"] for feature in features]
+        embeddings = embed_columns(self.model, features)
         targets = labels.detach()
         if targets.dim() == 2:
             # One teacher embedding per row, shared by every column (e.g. a sentence and its translations).

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, embed_columns
 from embedforge.base.losses.gradcache import all_gather_with_grad, get_rank, sum_row_chunks
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util.tensor import batch_to_device
+
+if TYPE_CHECKING:
+    from embedforge.sentence_transformer.model import SentenceTransformer
 
 CITATION_GIST = """
 @misc{solatorio2024gistembed,
@@ -53,7 +56,7 @@ class GuidedInBatchMixin:
     """The GIST formula and the guide handling, shared by GISTEmbedLoss and CachedGISTEmbedLoss."""
 
     model: nn.Module
-    guide: nn.Module
+    guide: SentenceTransformer
     temperature: float
     margin_strategy: str
     margin: float
@@ -65,7 +68,7 @@ class GuidedInBatchMixin:
     def _setup_guide(
         self,
         model: nn.Module,
-        guide: nn.Module,
+        guide: SentenceTransformer,
         temperature: float,
         margin_strategy: str,
         margin: float,
@@ -102,7 +105,9 @@ class GuidedInBatchMixin:
         """The features the guide embeds: the model's own, or re-tokenised text when the tokenizers differ."""
         if not self.must_retokenize:
             return dict(features)
-        texts = self.model.tokenizer.batch_decode(features["input_ids"], skip_special_tokens=True)
+        # nn.Module does not declare ``tokenizer``; __init__ checked that the model's has batch_decode.
+        tokenizer: Any = getattr(self.model, "tokenizer", None)
+        texts = tokenizer.batch_decode(features["input_ids"], skip_special_tokens=True)
         return batch_to_device(self.guide.preprocess(texts), self.guide.device)
 
     def embed_with_guide(self, features: dict[str, Any]) -> Tensor:
@@ -114,7 +119,7 @@ class GuidedInBatchMixin:
         """Cosine similarity of every row of ``embed1`` with every row of ``embed2``."""
         return F.cosine_similarity(embed1.unsqueeze(1), embed2.unsqueeze(0), dim=-1)
 
-    # -- ChunkedLoss ---------------------------------------------------------------------------
+    # -- RowChunkedLoss ------------------------------------------------------------------------
 
     def prepare_guided(self, embeddings: list[Tensor], guide_embeddings: list[Tensor]) -> _GuidedState:
         """Gather the candidates (when asked); anchors stay local, as every rank scores only its own rows."""
@@ -206,7 +211,7 @@ class GISTEmbedLoss(GuidedInBatchMixin, Loss):
     def __init__(
         self,
         model: nn.Module,
-        guide: nn.Module,
+        guide: SentenceTransformer,
         temperature: float = 0.01,
         margin_strategy: Literal["absolute", "relative"] = "absolute",
         margin: float = 0.0,
@@ -234,8 +239,9 @@ class GISTEmbedLoss(GuidedInBatchMixin, Loss):
         features = self.check_features(sentence_features, labels)
         # The guide reads shallow copies: models write their outputs into the dicts they are given.
         copies = [dict(feature) for feature in features]
-        embeddings = [self.model(feature)["sentence_embedding"] for feature in features]
-        guide_embeddings = [self.embed_with_guide(feature) for feature in copies]
+        embeddings = embed_columns(self.model, features)
+        with torch.no_grad():
+            guide_embeddings = embed_columns(self.guide, [self.guide_features(feature) for feature in copies])
         return self.compute_loss_from_embeddings(embeddings, guide_embeddings)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], guide_embeddings: list[Tensor]) -> Tensor:

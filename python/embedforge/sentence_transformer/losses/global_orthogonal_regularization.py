@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.sentence_transformer.losses.multiple_negatives_ranking import similarity_fct_name
 from embedforge.util.similarity import cos_sim
@@ -68,7 +68,7 @@ class GlobalOrthogonalRegularizationLoss(Loss):
     ) -> dict[str, Tensor]:
         """The weighted GOR terms over every text column."""
         features = self.check_features(sentence_features, labels)
-        embeddings = [self.model(feature)["sentence_embedding"] for feature in features]
+        embeddings = embed_columns(self.model, features)
         return self.compute_loss_from_embeddings(embeddings)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> dict[str, Tensor]:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.sentence_transformer.losses.multiple_negatives_ranking import similarity_fct_name
 from embedforge.util.similarity import pairwise_dot_score
@@ -46,7 +46,7 @@ class MarginMSELoss(Loss):
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         """MSE of predicted against teacher margins, averaged over rows and negatives."""
         features = self.check_features(sentence_features, labels)
-        embeddings = [self.model(feature)["sentence_embedding"] for feature in features]
+        embeddings = embed_columns(self.model, features)
         return self.compute_loss_from_embeddings(embeddings, labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, embed_columns
 from embedforge.exceptions import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def restore_forward(module: nn.Module, patched: Any, original: Callable[..., Any
     if original == type(module).forward.__get__(module):
         del module.forward
     else:
-        module.forward = original  # type: ignore[method-assign]
+        module.forward = original
 
 
 class _ForwardCache:
@@ -253,7 +253,7 @@ class MatryoshkaLoss(Loss):
         original_forward = self.model.forward
         cache = _ForwardCache(original_forward)
         width = embedding_dimension(self.model)
-        self.model.forward = cache  # type: ignore[method-assign]
+        self.model.forward = cache
         try:
             total: Tensor | float = 0.0
             for index in indices:
@@ -275,7 +275,7 @@ class MatryoshkaLoss(Loss):
         """MNRL at every sampled dimension from one blockwise pass over the embeddings (see module doc)."""
         inner: Any = self.loss
         inner.check_features(features, labels)
-        embeddings = [inner.model(feature)["sentence_embedding"] for feature in features]
+        embeddings = embed_columns(inner.model, features)
         if len(embeddings) < 2:
             raise InvalidArgumentError(
                 f"{type(inner).__name__} needs at least 2 embedding columns (anchor, positive), got {len(embeddings)}"
@@ -430,7 +430,7 @@ class _PrefixInfoNCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         queries: Tensor,
         docs: Tensor,
@@ -471,7 +471,7 @@ class _PrefixInfoNCE(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable  # the backward works in place; a second-order graph through it would be wrong
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         queries, docs = ctx.saved_tensors
         batch = queries.size(0)
         want_q, want_d = ctx.needs_input_grad[0], ctx.needs_input_grad[1]

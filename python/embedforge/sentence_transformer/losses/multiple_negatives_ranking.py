@@ -11,7 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss
+from embedforge.base.losses.base import Loss, embed_columns
 from embedforge.base.losses.gradcache import all_gather_with_grad, chunked_loss, get_rank
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import cos_sim
@@ -164,7 +164,7 @@ class MultipleNegativesRankingLoss(Loss):
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         """Embed every column and return the batch loss."""
         features = self.check_features(sentence_features, labels)
-        embeddings = [self.model(feature)["sentence_embedding"] for feature in features]
+        embeddings = embed_columns(self.model, features)
         return self.compute_loss_from_embeddings(embeddings, labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
