@@ -174,7 +174,6 @@ WORDS = [
 ]
 
 
-
 #: Skip reasons that mean "the oracle or the real data is missing": fatal in CI, where a silent skip
 #: would turn the parity suite green without running it.
 MISSING_REFERENCE_REASONS = ("could not import", "shared data ")

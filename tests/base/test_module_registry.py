@@ -55,7 +55,7 @@ def test_unknown_library_class_is_a_clear_error() -> None:
         module_class_from_type("sentence_transformers.sparse_encoder.modules.SpladePooling")
     with pytest.raises(ModelFormatError, match="cannot be imported"):
         module_class_from_type("no_such_package.Module")
-    with pytest.raises(ModelFormatError, match="not a torch.nn.Module"):
+    with pytest.raises(ModelFormatError, match=r"not a torch.nn.Module"):
         module_class_from_type("json.dumps")
 
 

@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 import torch
-
-datasets = pytest.importorskip("datasets")
-from datasets import Dataset
 from torch.utils.data import ConcatDataset
 
 from embedforge.base.sampler import (
@@ -27,6 +24,9 @@ from embedforge.base.sampler import (
 )
 from embedforge.base.sampler.row_values import value_key
 from embedforge.exceptions import InvalidArgumentError
+
+datasets = pytest.importorskip("datasets")
+Dataset = datasets.Dataset
 
 LABELS = ["label", "labels", "score", "scores"]
 
@@ -45,7 +45,8 @@ def st() -> types.ModuleType:
     module = types.ModuleType("_st_oracle_sampler")
     module.__file__ = str(path)
     sys.modules["_st_oracle_sampler"] = module
-    exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - the oracle's own source
+    # exec of the oracle's own source file, loaded as a module of its own.
+    exec(compile(source, str(path), "exec"), module.__dict__)
     return module
 
 

@@ -144,7 +144,7 @@ def test_model_needs_exactly_one_of_a_folder_or_a_tokenizer(tmp_path: Path, toke
         build_config({**content, "model": {}})
     with pytest.raises(TrainConfigError, match="needs either 'path'"):
         build_config({**content, "model": {**content["model"], "path": str(tmp_path)}})
-    with pytest.raises(TrainConfigError, match="'model.embedding_dim' needs 'model.tokenizer'"):
+    with pytest.raises(TrainConfigError, match=r"'model.embedding_dim' needs 'model.tokenizer'"):
         build_config({**content, "model": {"embedding_dim": 8}})
 
 
@@ -180,7 +180,7 @@ def test_overrides_read_values_as_yaml_and_win_over_the_file() -> None:
     assert parse_override("args.learning_rate=0.5") == ("args", "learning_rate", 0.5)
     assert parse_override("loss.matryoshka_dims=[64, 32]") == ("loss", "matryoshka_dims", [64, 32])
     assert parse_override("model.path=my model") == ("model", "path", "my model")
-    with pytest.raises(TrainConfigError, match="expected SECTION.KEY=VALUE"):
+    with pytest.raises(TrainConfigError, match=r"expected SECTION.KEY=VALUE"):
         parse_override("learning_rate=0.5")
     merged = merge_overrides({"args": {"seed": 1, "max_steps": 3}}, [("args", "seed", 2), ("loss", "name", "X")])
     assert merged == {"args": {"seed": 2, "max_steps": 3}, "loss": {"name": "X"}}

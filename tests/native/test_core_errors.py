@@ -227,7 +227,7 @@ def test_tokenizer_error() -> None:
 
 def test_model_format_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{ not json")
-    with pytest.raises(ModelFormatError, match="invalid model file .*config.json: invalid JSON") as caught:
+    with pytest.raises(ModelFormatError, match=r"invalid model file .*config.json: invalid JSON") as caught:
         _core.StaticModel.load(str(tmp_path))
     assert isinstance(caught.value, EmbedforgeError)
     assert isinstance(caught.value, ValueError)

@@ -35,7 +35,7 @@ def test_singular_inputs_and_batches_like_sentence_transformers() -> None:
     ]
     for inputs in cases:
         assert ours.is_singular_input(inputs) == theirs.is_singular_input(inputs), inputs
-    for inputs in cases[:5] + [column]:
+    for inputs in [*cases[:5], column]:
         np.testing.assert_allclose(ours.encode(inputs), theirs.encode(inputs), rtol=0, atol=1e-6)
 
 

@@ -110,7 +110,7 @@ def st_load(cls: type, folder: Path) -> Any:
 @pytest.fixture
 def glove(tmp_path: Path) -> Path:
     path = tmp_path / "glove.txt"
-    write_glove(path, WORDS + ["new_york", "fast!"])
+    write_glove(path, [*WORDS, "new_york", "fast!"])
     return path
 
 
@@ -118,7 +118,7 @@ def glove(tmp_path: Path) -> Path:
 
 
 def test_stop_words_match_sentence_transformers() -> None:
-    assert ENGLISH_STOP_WORDS == list(st_tokenizers.ENGLISH_STOP_WORDS)
+    assert list(st_tokenizers.ENGLISH_STOP_WORDS) == ENGLISH_STOP_WORDS
 
 
 def test_whitespace_tokenizer_hand_case() -> None:
@@ -130,7 +130,7 @@ def test_whitespace_tokenizer_hand_case() -> None:
 
 @pytest.mark.parametrize("do_lower_case", [False, True])
 def test_whitespace_tokenizer_matches_and_round_trips(tmp_path: Path, do_lower_case: bool) -> None:
-    vocab = WORDS + ["Cat", "fast!", "york"]
+    vocab = [*WORDS, "Cat", "fast!", "york"]
     ours = WhitespaceTokenizer(vocab, do_lower_case=do_lower_case)
     theirs = st_tokenizers.WhitespaceTokenizer(vocab, do_lower_case=do_lower_case)
     for text in TEXTS:
@@ -292,7 +292,7 @@ def test_word_embeddings_errors(tmp_path: Path, glove: Path) -> None:
     from safetensors.torch import save_file
 
     save_file({"emb_layer.weight": torch.zeros(18, 6), "extra": torch.zeros(1)}, str(folder / "model.safetensors"))
-    with pytest.raises(ModelFormatError, match="exactly the tensor 'emb_layer.weight'"):
+    with pytest.raises(ModelFormatError, match=r"exactly the tensor 'emb_layer.weight'"):
         WordEmbeddings.load(str(folder))
 
     wordembedding_config = read_json(folder / "wordembedding_config.json")
@@ -609,7 +609,7 @@ def test_router_shared_module_saved_once_and_bad_layouts(tmp_path: Path) -> None
     layout["types"].pop("../escape")
     layout["types"]["query_1_Pooling"] = "somewhere.Else"
     (folder / "router_config.json").write_text(json.dumps(layout), encoding="utf-8")
-    with pytest.raises(ModelFormatError, match="somewhere.Else"):
+    with pytest.raises(ModelFormatError, match=r"somewhere.Else"):
         Router.load(str(folder))
 
 
@@ -625,7 +625,7 @@ def _forward(model: Any, texts: list[str], **kwargs: Any) -> np.ndarray:
 
 def _random_texts(count: int, seed: int) -> list[str]:
     generator = random.Random(seed)
-    words = WORDS + ["Cat,", "unknown", "THE", "dog!"]
+    words = [*WORDS, "Cat,", "unknown", "THE", "dog!"]
     return [" ".join(generator.choice(words) for _ in range(generator.randint(0, 12))) for _ in range(count)]
 
 

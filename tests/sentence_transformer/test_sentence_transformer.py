@@ -145,7 +145,11 @@ def test_save_and_load_round_trip(tmp_path: Path, tiny_bert_dir: Path) -> None:
     }
     assert (target / "2_Dense" / "model.safetensors").is_file() and (target / "README.md").is_file()
     loaded = SentenceTransformer(str(target))
-    assert loaded.prompts == {"query": "q: ", "document": ""} and loaded.similarity_fn_name == "dot" and loaded.max_seq_length == 20
+    assert (
+        loaded.prompts == {"query": "q: ", "document": ""}
+        and loaded.similarity_fn_name == "dot"
+        and loaded.max_seq_length == 20
+    )
     texts = random_sentences(8, seed=4) + TRICKY
     np.testing.assert_allclose(loaded.encode(texts), model.encode(texts), atol=1e-6)
     # Saving over an existing folder replaces the model and keeps unrelated files.

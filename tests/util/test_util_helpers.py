@@ -149,7 +149,7 @@ def test_load_file_and_dir_paths_in_a_local_folder(tmp_path: Path) -> None:
     assert util.load_dir_path(folder, "2_Dense") is None
     assert util.is_sentence_transformer_model(folder)
     assert not util.is_sentence_transformer_model(str(tmp_path / "1_Pooling"))
-    with pytest.raises(InvalidArgumentError, match="filename='../secret'"):
+    with pytest.raises(InvalidArgumentError, match=r"filename='../secret'"):
         util.load_file_path(folder, "../secret")
     with pytest.raises(InvalidArgumentError, match="subfolder="):
         util.load_dir_path(folder, "/etc")

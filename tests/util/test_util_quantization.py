@@ -58,7 +58,7 @@ def ref_packbits(x: np.ndarray, signed: bool) -> np.ndarray:
         for d in range(rows.shape[-1]):
             if rows[r, d] > 0:
                 out[r, d // 8] |= 1 << (7 - d % 8)
-    out = out.reshape(x.shape[:-1] + (n_bytes,))
+    out = out.reshape((*x.shape[:-1], n_bytes))
     return (out - 128).astype(np.int8) if signed else out.astype(np.uint8)
 
 
@@ -231,7 +231,7 @@ def test_bad_ranges_and_calibration_shapes() -> None:
             quantize_embeddings(x, "uint8", calibration_embeddings=calibration)
     with pytest.raises(InvalidArgumentError, match=r"1-D or 2-D.*\(2, 3, 4\)"):
         quantize_embeddings(_rand(2, 3, 4), "int8")
-    with pytest.raises(InvalidArgumentError, match="embeddings must be .*got str"):
+    with pytest.raises(InvalidArgumentError, match=r"embeddings must be .*got str"):
         quantize_embeddings("text", "int8")  # type: ignore[arg-type]
 
 

@@ -373,7 +373,7 @@ def test_truncate_and_select_max_active_dims() -> None:
     assert torch.equal(select_max_active_dims(y, 10), y)
     assert select_max_active_dims(y, None) is y
     assert y[0, 0] == 1.0  # input untouched
-    with pytest.raises(InvalidArgumentError, match="max_active_dims.*0"):
+    with pytest.raises(InvalidArgumentError, match=r"max_active_dims.*0"):
         select_max_active_dims(y, 0)
 
 

@@ -106,8 +106,10 @@ class BaseDataCollator:
     def _resolve_prompts(self, batch: dict[str, Any]) -> str | dict[str, str] | None:
         """The prompt(s) for this batch: a string, a column -> prompt dict, or nothing."""
         prompts = self.prompts
-        if not isinstance(prompts, dict) or not prompts:
-            return prompts or None
+        if not prompts:
+            return None
+        if not isinstance(prompts, dict):
+            return prompts
         dataset_name = batch.get("dataset_name")
         if dataset_name is not None and dataset_name in prompts:
             return prompts[dataset_name]

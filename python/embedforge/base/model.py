@@ -8,6 +8,7 @@ atomic save; the kinds add their own config entries, inputs and outputs.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -94,11 +95,26 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
         parameter = next(self.parameters(), None)
         return None if parameter is None else parameter.dtype
 
-    def _first_module(self) -> nn.Module:
+    def _first_module(self) -> Any:
+        # Any, not nn.Module: callers use the input module's duck-typed interface (tokenizer, preprocess,
+        # max_seq_length), which embedforge's modules and users' own modules provide without a common base.
         return next(iter(self._modules.values()))
 
     def _last_module(self) -> nn.Module:
         return list(self._modules.values())[-1]
+
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Tokenise a batch with the first module."""
+        first = self._first_module()
+        accepted = accepted_kwargs(first.preprocess, kwargs) if hasattr(first, "preprocess") else {}
+        if hasattr(first, "preprocess"):
+            return first.preprocess(inputs, prompt=prompt, **accepted)
+        texts = [prompt + text for text in inputs] if prompt else inputs
+        return first.tokenize(texts)
+
+    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
+        """Tokenise a batch with the first module (old name of :meth:`preprocess`)."""
+        return self.preprocess(texts, **kwargs)
 
     def evaluate(self, evaluator: Any, output_path: str | None = None) -> Any:
         """Run ``evaluator`` on this model (creating ``output_path`` first when given); its results."""
@@ -187,6 +203,14 @@ def library_versions() -> dict[str, str]:
     return {"embedforge": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
 
 
+def accepted_kwargs(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``kwargs`` that ``function`` takes (all of them when it has ``**kwargs``)."""
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    return {key: value for key, value in kwargs.items() if key in parameters}
+
+
 def pick_device(device: str | None) -> str:
     """``device`` itself, else CUDA when available, else the CPU."""
     if device is not None:
@@ -206,4 +230,4 @@ def check_texts(inputs: list[Any]) -> None:
         raise InvalidArgumentError(f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str")
 
 
-__all__ = ["BaseModel", "check_texts", "library_versions", "pick_device", "resolve_prompt"]
+__all__ = ["BaseModel", "accepted_kwargs", "check_texts", "library_versions", "pick_device", "resolve_prompt"]

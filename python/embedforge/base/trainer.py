@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -50,7 +50,7 @@ from embedforge.exceptions import InvalidArgumentError
 try:
     from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict, Value
 except ImportError:  # pragma: no cover - datasets is in the train extra
-    Dataset = DatasetDict = IterableDataset = IterableDatasetDict = Value = None  # type: ignore[assignment,misc]
+    Dataset = DatasetDict = IterableDataset = IterableDatasetDict = Value = None
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,9 @@ class BaseTrainer(Trainer):
     training_args_class: type[BaseTrainingArguments] = BaseTrainingArguments
     data_collator_class: type[BaseDataCollator] = BaseDataCollator
 
-    model: BaseModel  # type: ignore[assignment]
+    model: BaseModel
     args: BaseTrainingArguments
-    data_collator: BaseDataCollator  # type: ignore[assignment]
+    data_collator: BaseDataCollator
     model_init: Callable[..., BaseModel] | None  # type: ignore[assignment]
     loss: nn.Module | dict[str, nn.Module]
 
@@ -171,7 +171,8 @@ class BaseTrainer(Trainer):
             # transformers refuses an eval schedule without an eval_dataset; an evaluator alone is enough here.
             eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
             processing_class=processing_class,
-            model_init=model_init,
+            # transformers types model_init for PreTrainedModel; any nn.Module model trains.
+            model_init=model_init,  # type: ignore[arg-type]
             callbacks=callbacks,
             optimizers=optimizers,
             optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
@@ -220,6 +221,13 @@ class BaseTrainer(Trainer):
         self.add_model_card_callback(default_args_dict)
         self.add_callback(_ZeroLossGradients())
 
+    def _output_dir(self) -> str:
+        """``args.output_dir``, which transformers 5 types as optional but always fills in."""
+        output_dir = self.args.output_dir
+        if output_dir is None:
+            raise InvalidArgumentError("args.output_dir is None; set an output folder in the training arguments")
+        return output_dir
+
     # -- set-up ------------------------------------------------------------------------------------
 
     def get_default_loss(self, model: BaseModel) -> nn.Module:
@@ -239,7 +247,7 @@ class BaseTrainer(Trainer):
             )
         return self.data_collator_class(
             preprocess_fn=model.preprocess,
-            router_mapping=args.router_mapping,
+            router_mapping=_parsed_mapping(args.router_mapping, "router_mapping"),
             prompts=args.prompts,
             max_length=getattr(args, "max_length", None),
         )
@@ -262,7 +270,7 @@ class BaseTrainer(Trainer):
 
     def call_model_init(self, trial: Any = None) -> BaseModel:
         """A new model from ``model_init``; losses are rebuilt (factories) or re-pointed at it."""
-        model = super().call_model_init(trial=trial)
+        model = cast(BaseModel, super().call_model_init(trial=trial))
         if not hasattr(self, "loss"):
             return model
         factories = self._loss_factories
@@ -315,11 +323,8 @@ class BaseTrainer(Trainer):
             for name, inner in dataset.items():
                 loss = self.loss[name] if isinstance(self.loss, dict) else self.loss
                 self._check_columns_for_loss(inner, loss, f"{split}_dataset[{name!r}]")
-        else:
-            loss = self.loss
-            if isinstance(loss, dict):
-                return
-            self._check_columns_for_loss(dataset, loss, f"{split}_dataset")
+        elif not isinstance(self.loss, dict):
+            self._check_columns_for_loss(dataset, self.loss, f"{split}_dataset")
 
     def _check_columns_for_loss(self, dataset: Any, loss: nn.Module, where: str) -> None:
         columns = [name for name in _column_names(dataset) if name != "dataset_name"]
@@ -403,8 +408,8 @@ class BaseTrainer(Trainer):
         choice = self.args.batch_sampler
         if inspect.isclass(choice) and issubclass(choice, DefaultBatchSampler):
             return choice(dataset, **options)
-        if callable(choice) and not isinstance(choice, BatchSamplers):
-            return choice(dataset, **options)
+        if callable(choice) and not isinstance(choice, (BatchSamplers, str)):
+            return cast(Callable[..., BatchSampler], choice)(dataset, **options)
         if isinstance(dataset, IterableDataset):
             if choice != BatchSamplers.BATCH_SAMPLER:
                 logger.warning("An IterableDataset cannot use a batch sampler; batch_sampler=%s is ignored.", choice)
@@ -431,8 +436,8 @@ class BaseTrainer(Trainer):
         choice = self.args.multi_dataset_batch_sampler
         if inspect.isclass(choice) and issubclass(choice, MultiDatasetDefaultBatchSampler):
             return choice(dataset, **options)
-        if callable(choice) and not isinstance(choice, MultiDatasetBatchSamplers):
-            return choice(dataset, **options)
+        if callable(choice) and not isinstance(choice, (MultiDatasetBatchSamplers, str)):
+            return cast(Callable[..., BatchSampler], choice)(dataset, **options)
         if choice == MultiDatasetBatchSamplers.ROUND_ROBIN:
             return RoundRobinBatchSampler(dataset=dataset, **options)
         if choice == MultiDatasetBatchSamplers.PROPORTIONAL:
@@ -480,8 +485,13 @@ class BaseTrainer(Trainer):
                 for inner in dataset.values()
             ]
             dataset = ConcatDataset(list(dataset.values()))
+            # Only an IterableDataset gets no batch sampler, and those were rejected above for a dict.
+            assert all(sampler is not None for sampler in samplers)
             params["batch_sampler"] = self.get_multi_dataset_batch_sampler(
-                dataset=dataset, batch_samplers=samplers, generator=generator, seed=self.args.seed
+                dataset=dataset,
+                batch_samplers=cast(list[BatchSampler], samplers),
+                generator=generator,
+                seed=self.args.seed,
             )
         elif isinstance(dataset, Dataset):
             params["batch_sampler"] = self.get_batch_sampler(
@@ -528,13 +538,17 @@ class BaseTrainer(Trainer):
         """The evaluation DataLoader (an empty one when only an evaluator is configured)."""
         if eval_dataset is None and self.eval_dataset is None:
             if self.evaluator is not None:
-                return DataLoader([])
+                return DataLoader([])  # type: ignore[arg-type]  # a list is a valid map-style dataset
             raise InvalidArgumentError("Evaluation needs an eval_dataset or an evaluator")
         key = eval_dataset if isinstance(eval_dataset, str) else "eval"
         cacheable = isinstance(eval_dataset, str) or eval_dataset is None or eval_dataset is self.eval_dataset
         if cacheable and self.args.dataloader_persistent_workers and key in self._eval_dataloaders:
             return self._eval_dataloaders[key]
         if isinstance(eval_dataset, str):
+            if not isinstance(self.eval_dataset, dict) or eval_dataset not in self.eval_dataset:
+                raise InvalidArgumentError(
+                    f"eval_dataset={eval_dataset!r} names no dataset of the trainer's eval_dataset dict"
+                )
             eval_dataset = self.eval_dataset[eval_dataset]
         elif eval_dataset is None:
             eval_dataset = self.eval_dataset
@@ -646,7 +660,8 @@ class BaseTrainer(Trainer):
     ) -> tuple[Any, dict[str, Any]]:
         """Optimizer over the loss modules (the model plus any loss-owned weights), with learning_rate_mapping groups."""
         loss_model = nn.Sequential(OrderedDict(self.loss)) if isinstance(self.loss, dict) else self.loss
-        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, loss_model)
+        # transformers types the model as PreTrainedModel; it only reads parameters, so any module works.
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, loss_model)  # type: ignore[arg-type]
         decay = set(self.get_decay_parameter_names(loss_model))
         named = [(name, parameter) for name, parameter in loss_model.named_parameters() if parameter.requires_grad]
         if not {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
@@ -654,7 +669,7 @@ class BaseTrainer(Trainer):
                 {"params": [p for n, p in named if n in decay], "weight_decay": self.args.weight_decay},
                 {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
             ]
-        for pattern, learning_rate in (args.learning_rate_mapping or {}).items():
+        for pattern, learning_rate in _parsed_mapping(args.learning_rate_mapping, "learning_rate_mapping").items():
             key = next(iter(set(optimizer_kwargs) & {"params", "model", "optimizer_dict"}), "optimizer_dict")
             matching = {n: p for n, p in loss_model.named_parameters() if re.search(pattern, n)}
             if not matching:
@@ -719,10 +734,14 @@ class BaseTrainer(Trainer):
         with _main_process_only(self.accelerator) as is_main:
             metrics: dict[str, Any] = {}
             if is_main:
-                output_path = os.path.join(self.args.output_dir, "eval")
+                output_path = os.path.join(self._output_dir(), "eval")
                 os.makedirs(output_path, exist_ok=True)
+                # The epoch is fractional mid-epoch; evaluators write it to their CSV as given, as in ST.
                 result = self.evaluator(
-                    self.model, output_path=output_path, epoch=self.state.epoch, steps=self.state.global_step
+                    self.model,
+                    output_path=output_path,
+                    epoch=self.state.epoch,  # type: ignore[arg-type]
+                    steps=self.state.global_step,
                 )
                 metrics = result if isinstance(result, dict) else {"evaluator": result}
                 # Built-in evaluators record themselves; this also covers custom ones (the call is idempotent).
@@ -738,8 +757,7 @@ class BaseTrainer(Trainer):
         for key in list(metrics):
             if not key.startswith(f"{metric_key_prefix}_"):
                 metrics[f"{metric_key_prefix}_{key}"] = metrics.pop(key)
-        output.metrics.update(metrics)
-        return output
+        return output._replace(metrics={**(output.metrics or {}), **metrics})
 
     # -- saving and loading ------------------------------------------------------------------------
 
@@ -748,7 +766,7 @@ class BaseTrainer(Trainer):
         # transformers calls _save on every rank; only the writer may touch the folder (two renames would race).
         if not self.args.should_save:
             return
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        output_dir = output_dir if output_dir is not None else self._output_dir()
         os.makedirs(output_dir, exist_ok=True)
         logger.info("Saving model checkpoint to %s", output_dir)
         self.model.save_pretrained(output_dir, safe_serialization=getattr(self.args, "save_safetensors", True))
@@ -804,13 +822,22 @@ class BaseTrainer(Trainer):
                 card_data.add_tags(tags)
         writer = getattr(self.model, "_create_model_card", None)
         if writer is not None:
-            writer(self.args.output_dir, model_name=model_name)
+            writer(self._output_dir(), model_name=model_name)
             return
-        os.makedirs(self.args.output_dir, exist_ok=True)
-        self.model._write_model_card(self.args.output_dir, model_name, None)
+        os.makedirs(self._output_dir(), exist_ok=True)
+        self.model._write_model_card(self._output_dir(), model_name, None)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _parsed_mapping(value: Any, name: str) -> dict[str, Any]:
+    """A mapping argument after ``__post_init__``: a dict (JSON text was parsed there) or nothing."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"args.{name}={value!r}; expected a dict")
+    return value
 
 
 def add_dataset_name_transform(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Union
 
 from packaging.version import parse as parse_version
@@ -52,24 +54,29 @@ class BaseTrainingArguments(TransformersTrainingArguments):
         "router_mapping",
     ]
 
-    prompts: Union[str, None, dict[str, str], dict[str, dict[str, str]]] = field(  # noqa: UP007
+    # Union[str, None, ...] on purpose: HfArgumentParser takes the argument type from the first two members
+    # (str, skipping None); with a dict second it calls isinstance(None, dict[...]) and fails.
+    prompts: Union[str, None, dict[str, str], dict[str, dict[str, str]]] = field(  # noqa: UP007, RUF036
         default=None,
         metadata={"help": "Prompt(s) prepended to the text columns: a string, or a per-column/per-dataset mapping."},
     )
-    batch_sampler: Union[BatchSamplers, str, DefaultBatchSampler, Callable[..., DefaultBatchSampler]] = field(  # noqa: UP007
+    batch_sampler: Union[BatchSamplers, str, type[DefaultBatchSampler], Callable[..., DefaultBatchSampler]] = field(  # noqa: UP007
         default=BatchSamplers.BATCH_SAMPLER, metadata={"help": "The batch sampler to use."}
     )
     multi_dataset_batch_sampler: Union[  # noqa: UP007
-        MultiDatasetBatchSamplers, str, MultiDatasetDefaultBatchSampler, Callable[..., MultiDatasetDefaultBatchSampler]
+        MultiDatasetBatchSamplers,
+        str,
+        type[MultiDatasetDefaultBatchSampler],
+        Callable[..., MultiDatasetDefaultBatchSampler],
     ] = field(
         default=MultiDatasetBatchSamplers.PROPORTIONAL,
         metadata={"help": "How batches from several datasets are interleaved."},
     )
-    router_mapping: Union[str, None, dict[str, str], dict[str, dict[str, str]]] = field(  # noqa: UP007
+    router_mapping: Union[str, None, dict[str, str], dict[str, dict[str, str]]] = field(  # noqa: UP007, RUF036
         default_factory=dict,
         metadata={"help": "Column name -> Router route (or dataset name -> column name -> route)."},
     )
-    learning_rate_mapping: Union[str, None, dict[str, float]] = field(  # noqa: UP007
+    learning_rate_mapping: Union[str, None, dict[str, float]] = field(  # noqa: UP007, RUF036
         default_factory=dict,
         metadata={"help": "Parameter-name regular expression -> learning rate for the matching parameters."},
     )
@@ -89,10 +96,8 @@ class BaseTrainingArguments(TransformersTrainingArguments):
         )
         if isinstance(self.prompts, str):
             # A string that is not JSON is one prompt for every column.
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 self.prompts = json.loads(self.prompts)
-            except json.JSONDecodeError:
-                pass
         self.learning_rate_mapping = _json_dict(self.learning_rate_mapping, "learning_rate_mapping")
         self.router_mapping = _json_dict(self.router_mapping, "router_mapping")
 
@@ -128,7 +133,7 @@ class BaseTrainingArguments(TransformersTrainingArguments):
         return values
 
 
-def _as_enum(value: Any, enum_type: type, name: str) -> Any:
+def _as_enum(value: Any, enum_type: type[Enum], name: str) -> Any:
     """A string becomes the enum member; classes, callables and members pass through."""
     if not isinstance(value, str) or isinstance(value, enum_type):
         return value

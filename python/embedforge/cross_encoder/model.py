@@ -72,7 +72,8 @@ class CrossEncoder(BaseModel):
         keep_in_fp32_modules: list[str] | None = None,
         **legacy_kwargs: Any,
     ) -> None:
-        given = {
+        # Typed loosely: legacy positional and keyword arguments are checked by the code that reads each entry.
+        given: dict[str, Any] = {
             "device": device,
             "num_labels": num_labels,
             "max_length": max_length,
@@ -105,7 +106,7 @@ class CrossEncoder(BaseModel):
             raise InvalidArgumentError("Pass model_name_or_path or modules, not both")
         if model_name_or_path is not None:
             folder = require_local_dir(model_name_or_path, "model_name_or_path")
-            load_kwargs = {
+            load_kwargs: dict[str, Any] = {
                 "model_kwargs": dict(given["model_kwargs"] or {}),
                 "tokenizer_kwargs": processor_kwargs,
                 "config_kwargs": config_kwargs,
@@ -138,7 +139,7 @@ class CrossEncoder(BaseModel):
     def _load_folder(self, folder: str, load_kwargs: dict[str, Any]) -> tuple[OrderedDict, str | None]:
         """The modules of a sentence-transformers CrossEncoder folder, and its saved activation path."""
         activation = self._read_model_config(folder).get("activation_fn")
-        task = {Transformer: {"transformer_task": "sequence-classification"}}
+        task: dict[type, dict[str, Any]] = {Transformer: {"transformer_task": "sequence-classification"}}
         modules, self.module_kwargs = load_modules(folder, load_kwargs, extra_options=task)
         return modules, activation
 
@@ -320,7 +321,7 @@ class CrossEncoder(BaseModel):
         collected: list[Tensor] = []
         for start in trange(0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar):
             batch = [inputs[index] for index in order[start : start + batch_size]]
-            features = self[0].preprocess(batch, prompt=prompt)
+            features = self._first_module().preprocess(batch, prompt=prompt)
             features = {
                 key: value.to(device) if isinstance(value, Tensor) else value for key, value in features.items()
             }

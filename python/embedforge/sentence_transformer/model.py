@@ -7,7 +7,6 @@ between the two libraries, and encodes with the same arguments and results.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import os
 import warnings
@@ -205,19 +204,6 @@ class SentenceTransformer(BaseModel, FitMixin):
 
     # -- tokenisation and forward ------------------------------------------------------------------
 
-    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Tokenise a batch with the first module."""
-        first = self._first_module()
-        accepted = _accepted_kwargs(first.preprocess, kwargs) if hasattr(first, "preprocess") else {}
-        if hasattr(first, "preprocess"):
-            return first.preprocess(inputs, prompt=prompt, **accepted)
-        texts = [prompt + text for text in inputs] if prompt else inputs
-        return first.tokenize(texts)
-
-    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
-        """Tokenise a batch with the first module (old name of :meth:`preprocess`)."""
-        return self.preprocess(texts, **kwargs)
-
     def forward(self, input: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Run the features through every module; each gets only the keyword arguments it declares."""
         for name, module in self.named_children():
@@ -404,7 +390,7 @@ class SentenceTransformer(BaseModel, FitMixin):
                     f"every_n_layers={every_n_layers!r}, offload={offload!r}: {type(module).__name__} only "
                     "supports checkpointing every layer without offload (this transformers version predates them)"
                 )
-            else:
+            elif enable_old is not None:
                 enable_old(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
 
     def gradient_checkpointing_enable(
@@ -591,7 +577,7 @@ class SentenceTransformer(BaseModel, FitMixin):
                     if embeddings.dtype in (torch.float16, torch.bfloat16)
                     else embeddings.detach().cpu()
                 )
-        restored = [None] * len(collected)
+        restored: list[Any] = [None] * len(collected)
         for position, index in enumerate(order):
             restored[index] = collected[position]
         if output_value == "sentence_embedding":
@@ -652,13 +638,6 @@ def _default_modules(folder: str, load_kwargs: dict[str, Any]) -> list[nn.Module
         config_kwargs=load_kwargs["config_kwargs"],
     )
     return [transformer, Pooling(transformer.get_embedding_dimension(), "mean")]
-
-
-def _accepted_kwargs(function: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    parameters = inspect.signature(function).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return kwargs
-    return {key: value for key, value in kwargs.items() if key in parameters}
 
 
 def _length_order(inputs: list[Any]) -> list[int]:

@@ -37,7 +37,7 @@ class SentenceTransformerTrainer(BaseTrainer):
     training_args_class = SentenceTransformerTrainingArguments
     data_collator_class = SentenceTransformerDataCollator
 
-    model: SentenceTransformer  # type: ignore[assignment]
+    model: SentenceTransformer
 
     def get_default_loss(self, model: Any) -> nn.Module:
         """CoSENTLoss, the loss used when none is given (as in sentence-transformers)."""

@@ -188,12 +188,13 @@ def _validate_arguments(
             "pass a vocabulary or set use_subword=True"
         )
     if pca_dims is not None and pca_dims != "auto":
-        is_int = isinstance(pca_dims, int) and not isinstance(pca_dims, bool)
-        if is_int and pca_dims < 1:
-            raise InvalidArgumentError(f"pca_dims={pca_dims!r}: expected a positive number of components")
-        if isinstance(pca_dims, float) and not 0.0 < pca_dims < 1.0:
-            raise InvalidArgumentError(f"pca_dims={pca_dims!r}: a float must be a variance share in (0, 1)")
-        if not is_int and not isinstance(pca_dims, float):
+        if isinstance(pca_dims, int) and not isinstance(pca_dims, bool):
+            if pca_dims < 1:
+                raise InvalidArgumentError(f"pca_dims={pca_dims!r}: expected a positive number of components")
+        elif isinstance(pca_dims, float):
+            if not 0.0 < pca_dims < 1.0:
+                raise InvalidArgumentError(f"pca_dims={pca_dims!r}: a float must be a variance share in (0, 1)")
+        else:
             raise InvalidArgumentError(f"pca_dims={pca_dims!r}: expected an int, a float in (0, 1), 'auto' or None")
     if quantize_to not in QUANTIZE_TYPES:
         raise InvalidArgumentError(f"quantize_to={quantize_to!r}: expected one of {', '.join(QUANTIZE_TYPES)}")
@@ -561,7 +562,7 @@ def _apply_pca(embeddings: np.ndarray, pca_dims: float | str | None) -> np.ndarr
             n_features,
         )
         pca_dims = n_features
-    if isinstance(pca_dims, int) and pca_dims >= n_rows or n_rows < 2:
+    if (isinstance(pca_dims, int) and pca_dims >= n_rows) or n_rows < 2:
         logger.warning("pca_dims=%s is not below the number of tokens (%d): PCA is skipped", pca_dims, n_rows)
         return embeddings
 

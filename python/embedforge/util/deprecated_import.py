@@ -202,7 +202,12 @@ class DeprecatedPathFinder(importlib.abc.MetaPathFinder):
         parent = sys.modules.get(fullname.rpartition(".")[0])
         if parent is not None and type(parent) is types.ModuleType:
             parent.__class__ = _KeepClassAttributes
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(module))
+        # A package stays a package under its old name, so find_spec() callers see its submodules.
+        is_package = hasattr(module, "__path__")
+        spec = importlib.util.spec_from_loader(fullname, _AliasLoader(module), is_package=is_package)
+        if spec is not None and is_package:
+            spec.submodule_search_locations = list(module.__path__)
+        return spec
 
 
 def new_module_path(old_path: str) -> str | None:

@@ -702,7 +702,7 @@ def _labeled_lists(m: _Mined) -> _Layout:
         anchors.append(m.pair_queries[p])
         documents.append([m.pair_positives[p]] + [m.corpus[i] for i, k in zip(id_row, keep_row) if k])
         if m.output_scores:
-            values.append([m.positive_scores[p].item()] + scores[p][keep[p]].tolist())
+            values.append([m.positive_scores[p].item(), *scores[p][keep[p]].tolist()])
         else:
             values.append([1] + [0] * sum(keep_row))
     data = {m.anchor_column: anchors, m.positive_column: documents, ("scores" if m.output_scores else "labels"): values}
@@ -733,10 +733,7 @@ def _report(
             return "nan" if name in ("mean", "median", "std") else f"{(_NEG_INF if name == 'max' else float('inf'))}"
         values = values.float()
         quantiles = {"25%": 0.25, "50%": 0.5, "75%": 0.75}
-        if name in quantiles:
-            value = values.quantile(quantiles[name])
-        else:
-            value = getattr(values, name)()
+        value = values.quantile(quantiles[name]) if name in quantiles else getattr(values, name)()
         return f"{value.item():.4f}"
 
     for name in ("mean", "median", "std", "min", "25%", "50%", "75%", "max"):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 from torch import Tensor
@@ -140,6 +140,24 @@ def _scalar_quantize(
         return buckets.astype(np.uint8)
     # int8 shifts the same 0..255 buckets down to -128..127.
     return (buckets - 128).astype(np.int8)
+
+
+@overload
+def quantize_embeddings(
+    embeddings: Tensor | np.ndarray,
+    precision: Precision,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray: ...
+
+
+@overload
+def quantize_embeddings(
+    embeddings: QuantizableEmbeddings,
+    precision: Precision,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray | list[np.ndarray]: ...
 
 
 def quantize_embeddings(
@@ -353,7 +371,7 @@ def semantic_search_quantized(
         if corpus_precision in ("int8", "uint8") and ranges is None:
             ranges = _get_quantization_ranges(queries, corpus_precision, calibration_embeddings)
         if corpus_precision != "float32":
-            queries = quantize_embeddings(queries, corpus_precision, ranges=ranges)  # type: ignore[assignment]
+            queries = quantize_embeddings(queries, corpus_precision, ranges=ranges)
 
     start = time.perf_counter()
     if corpus_precision == "float32":

@@ -170,7 +170,10 @@ def test_average_precision_and_mcc_match_sklearn(seed: int) -> None:
 )
 def test_embedding_similarity_parity(static_pair: Any, st_eval: Any, tmp_path: Path, kwargs: dict, name: str) -> None:
     s1, s2, scores = zip(*stsb_rows())
-    make = lambda module: module.EmbeddingSimilarityEvaluator(list(s1), list(s2), list(scores), name=name, **kwargs)
+
+    def make(module: Any) -> Any:
+        return module.EmbeddingSimilarityEvaluator(list(s1), list(s2), list(scores), name=name, **kwargs)
+
     run_both(make(ours_eval), make(st_eval), static_pair, tmp_path)
 
 
@@ -179,7 +182,10 @@ def test_embedding_similarity_parity(static_pair: Any, st_eval: Any, tmp_path: P
 )
 def test_binary_classification_parity(static_pair: Any, st_eval: Any, tmp_path: Path, kwargs: dict) -> None:
     s1, s2, labels = zip(*quora_rows())
-    make = lambda module: module.BinaryClassificationEvaluator(list(s1), list(s2), list(labels), name="quora", **kwargs)
+
+    def make(module: Any) -> Any:
+        return module.BinaryClassificationEvaluator(list(s1), list(s2), list(labels), name="quora", **kwargs)
+
     metrics = run_both(make(ours_eval), make(st_eval), static_pair, tmp_path)
     assert 0.0 <= metrics["quora_cosine_ap" if not kwargs.get("similarity_fn_names") else "quora_max_ap"] <= 1.0
 
@@ -209,14 +215,20 @@ def test_binary_classification_threshold_helpers_match(st_eval: Any) -> None:
 )
 def test_triplet_parity(static_pair: Any, st_eval: Any, tmp_path: Path, kwargs: dict) -> None:
     anchors, positives, negatives = snli_triplets()
-    make = lambda module: module.TripletEvaluator(anchors, positives, negatives, name="snli", **kwargs)
+
+    def make(module: Any) -> Any:
+        return module.TripletEvaluator(anchors, positives, negatives, name="snli", **kwargs)
+
     run_both(make(ours_eval), make(st_eval), static_pair, tmp_path)
 
 
 def test_translation_parity(static_pair: Any, st_eval: Any, tmp_path: Path) -> None:
     s1, s2, _ = zip(*stsb_rows(80))
     for name in ("", "sts"):
-        make = lambda module: module.TranslationEvaluator(list(s1), list(s2), name=name)  # noqa: B023
+
+        def make(module: Any, name: str = name) -> Any:
+            return module.TranslationEvaluator(list(s1), list(s2), name=name)
+
         run_both(make(ours_eval), make(st_eval), static_pair, tmp_path / name)
 
 
@@ -301,7 +313,10 @@ def test_sequential_parity_and_aggregation(bert_pair: Any, static_pair: Any, st_
 
     metrics = run_both(build(ours_eval), build(st_eval), bert_pair, tmp_path / "last")
     assert metrics["sequential_score"] == metrics["quora_cosine_ap"]
-    mean = lambda values: sum(values) / len(values)
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
     metrics = run_both(
         build(ours_eval, main_score_function=mean),
         build(st_eval, main_score_function=mean),

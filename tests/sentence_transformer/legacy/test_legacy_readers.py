@@ -180,7 +180,6 @@ def test_paired_files_reader_matches_sentence_transformers(tmp_path: Path, st_re
 def test_v2_module_paths_still_import() -> None:
     """sentence-transformers v2 kept one class per CamelCase module; those import lines keep working."""
     import importlib
-
     import warnings
 
     import embedforge

@@ -311,10 +311,7 @@ def test_margin_mse_matches_formula(num_negatives: int, label_kind: str) -> None
         assert labels is not None
         query, positive, negatives = embeddings[0], embeddings[1], embeddings[2:]
         predicted = torch.stack([(query * positive).sum(-1) - (query * n).sum(-1) for n in negatives], dim=1)
-        if label_kind == "scores":
-            gold = labels[:, :1] - labels[:, 1:]
-        else:
-            gold = labels.reshape(5, num_negatives)
+        gold = labels[:, :1] - labels[:, 1:] if label_kind == "scores" else labels.reshape(5, num_negatives)
         return ((predicted - gold) ** 2).mean()
 
     check_against_reference(lambda m: MarginMSELoss(m), reference, columns, labels)

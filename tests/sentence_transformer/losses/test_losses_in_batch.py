@@ -475,7 +475,7 @@ def assert_memory_follows_mini_batch(make_cached: Callable[[nn.Module, int], nn.
     for mini_batch_size in (4, 64):
         model = LookupModel(table)
         loss = make_cached(model, mini_batch_size)
-        sizes[mini_batch_size] = max_saved_numel(lambda l=loss: l(lookup_features(columns, batch), None).backward())
+        sizes[mini_batch_size] = max_saved_numel(lambda fn=loss: fn(lookup_features(columns, batch), None).backward())
     # Full-batch scoring saves at least one 64 x 64 score block. Four-row chunks save at most what scoring
     # 4 anchors against every candidate needs (4 x candidates x DIM for a broadcast cosine), or the batch's
     # embeddings themselves (candidates x DIM).

@@ -341,7 +341,7 @@ def test_matryoshka_rejects_bad_arguments_and_inputs() -> None:
         with _Path(path):
             with pytest.raises(InvalidArgumentError, match="MultipleNegativesRankingLoss needs at least 2"):
                 loss(lookup_features(1), None)
-            with pytest.raises(InvalidArgumentError, match="MultipleNegativesRankingLoss needs .* no label"):
+            with pytest.raises(InvalidArgumentError, match=r"MultipleNegativesRankingLoss needs .* no label"):
                 loss(lookup_features(2), torch.ones(BATCH))
     with pytest.raises(InvalidArgumentError, match="MatryoshkaLoss needs at least 1 text column"):
         loss([], None)
@@ -611,7 +611,7 @@ def test_adaptive_layer_config_citation_and_errors(tiny_bert_dir: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="layer_weighting is 'cubic'"):
         AdaptiveLayerLoss(model, MultipleNegativesRankingLoss(model), layer_weighting="cubic")  # type: ignore[arg-type]
     static = embedforge_static(static_weights(dim=16))
-    with pytest.raises(InvalidArgumentError, match="first module is a Transformer.*StaticEmbedding"):
+    with pytest.raises(InvalidArgumentError, match=r"first module is a Transformer.*StaticEmbedding"):
         AdaptiveLayerLoss(static, MultipleNegativesRankingLoss(static))
     with pytest.raises(InvalidArgumentError, match="MultipleNegativesRankingLoss needs at least 2"):
         loss([model.preprocess(["a b"])], None)

@@ -300,7 +300,7 @@ def test_training_lowers_the_loss(case: str, tokenizer_file: Path) -> None:
         values.append(value.item())
     final = loss_module(features, labels).item()
     assert math.isfinite(final)
-    assert final < 0.8 * values[0], values + [final]
+    assert final < 0.8 * values[0], [*values, final]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ cached form calls per chunk of rows.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from contextlib import nullcontext
 from functools import partial
 from typing import Any, Protocol
@@ -133,13 +134,26 @@ def validate_mini_batch_arguments(mini_batch_size: int, mini_batch_num_tokens: i
         )
 
 
-def reject_static_embedding(model: nn.Module, loss_name: str, alternative: str) -> None:
-    """Refuse a model whose first module is a StaticEmbedding, as sentence-transformers does.
+def has_static_embedding_input(model: Any) -> bool:
+    """Whether ``model`` embeds its inputs with a flat-token module (StaticEmbedding), first or behind a Router.
 
-    StaticEmbedding features are one flat token stream plus offsets, with no batch axis to slice.
+    Such features are one token stream plus offsets, with no batch axis to slice into mini-batches.
     """
+    model = getattr(model, "_orig_mod", model)
     first = next(iter(model.children()), None) if isinstance(model, nn.Module) else None
-    if getattr(first, "flat_token_inputs", False):
+    routes = getattr(first, "sub_modules", None)
+    inputs = [next(iter(route), None) for route in routes.values()] if isinstance(routes, Mapping) else [first]
+    return any(getattr(module, "flat_token_inputs", False) for module in inputs)
+
+
+def uses_gradient_cache(loss: Any) -> bool:
+    """Whether ``loss`` embeds mini-batches again during its backward pass (the cached losses do)."""
+    return bool(getattr(loss, "uses_gradient_cache", False))
+
+
+def reject_static_embedding(model: nn.Module, loss_name: str, alternative: str) -> None:
+    """Refuse a model that embeds with a StaticEmbedding, as sentence-transformers does."""
+    if has_static_embedding_input(model):
         raise InvalidArgumentError(
             f"{loss_name} cannot embed a StaticEmbedding model in mini-batches: its inputs are a flat token "
             f"stream with no batch dimension to split. Use {alternative} instead."
@@ -149,12 +163,8 @@ def reject_static_embedding(model: nn.Module, loss_name: str, alternative: str) 
 # -- the loss side: formulas evaluated chunk by chunk ---------------------------------------------
 
 
-class ChunkedLoss(Protocol):
-    """A loss whose batch value is a sum of per-row-chunk contributions."""
-
-    def prepare_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Any:
-        """Whatever all chunks share (gathered candidates, batch size, ...)."""
-        ...
+class RowChunkedLoss(Protocol):
+    """A loss whose batch value, given a prepared state, is a sum of per-row-chunk contributions."""
 
     def loss_for_rows(self, state: Any, begin: int, end: int) -> Tensor:
         """Contribution of anchor rows ``begin:end`` to the batch loss (the chunks sum to the loss)."""
@@ -162,6 +172,14 @@ class ChunkedLoss(Protocol):
 
     def num_rows(self, state: Any) -> int:
         """How many anchor rows there are to split into chunks."""
+        ...
+
+
+class ChunkedLoss(RowChunkedLoss, Protocol):
+    """A :class:`RowChunkedLoss` that prepares its state from the batch's embeddings and labels."""
+
+    def prepare_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Any:
+        """Whatever all chunks share (gathered candidates, batch size, ...)."""
         ...
 
 
@@ -179,7 +197,7 @@ def chunked_loss(
 
 
 def sum_row_chunks(
-    loss: ChunkedLoss,
+    loss: RowChunkedLoss,
     state: Any,
     chunk_size: int | None,
     with_backward: bool = False,
@@ -259,8 +277,7 @@ def _replay_backward(
             for (begin, end), grad, state in zip(column_ranges, grads, states):
                 remaining -= 1
                 # Under DDP only the last replayed mini-batch may all-reduce the accumulated gradients.
-                defer_sync = isinstance(model, DistributedDataParallel) and remaining > 0
-                with model.no_sync() if defer_sync else nullcontext():
+                with model.no_sync() if isinstance(model, DistributedDataParallel) and remaining > 0 else nullcontext():
                     embeddings = loss_obj.embed_minibatch(features, begin, end, with_grad=True, random_state=state)[0]
                     if not embeddings.requires_grad:
                         continue
@@ -349,14 +366,15 @@ class GradCacheMixin:
             return self._loss_on_cache(parts, extras, labels, with_backward=False)
 
         loss = self._loss_on_cache(parts, extras, labels, with_backward=True)
-        cache = []
+        cache: list[list[Tensor]] = []
         for index, column in enumerate(parts):
-            if any(part.grad is None for part in column):
+            grads = [part.grad for part in column if part.grad is not None]
+            if len(grads) != len(column):
                 raise InvalidArgumentError(
                     f"{type(self).__name__} did not use input column {index}: its embeddings got no gradient. "
                     "Remove the column from the dataset."
                 )
-            cache.append([part.grad for part in column])
+            cache.append(grads)
         loss = loss.detach().requires_grad_()
         loss.register_hook(
             partial(

@@ -21,8 +21,8 @@ class InputModule(Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement tokenize()")
 
     @property
-    def max_seq_length(self) -> int | None:
-        """Longest input, in tokens, the module accepts; None means unlimited."""
+    def max_seq_length(self) -> int | float | None:
+        """Longest input, in tokens, the module accepts; None (or ``math.inf``, as static models say) means unlimited."""
         return None
 
 

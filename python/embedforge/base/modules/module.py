@@ -182,7 +182,7 @@ def known_arguments(cls: type, config: dict[str, Any]) -> dict[str, Any]:
     """Keep only the config entries ``cls.__init__`` accepts, so newer config keys do not break loading."""
     import inspect
 
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = inspect.signature(cls).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return dict(config)
     return {key: value for key, value in config.items() if key in parameters}

@@ -85,12 +85,13 @@ def module_type_ref(module: nn.Module) -> str:
     return f"{type(module).__module__}.{type(module).__name__}"
 
 
-def load_module(module_class: type, folder: str, subfolder: str, load_kwargs: dict[str, Any]) -> nn.Module:
+def load_module(module_class: type[nn.Module], folder: str, subfolder: str, load_kwargs: dict[str, Any]) -> nn.Module:
     """Call ``module_class.load`` with the load options its signature accepts.
 
     An old-style ``load(path)`` (one positional parameter) gets the module's own folder.
     """
-    load = module_class.load
+    # ``load`` is the classmethod every saved module class provides by convention; nn.Module does not declare it.
+    load = module_class.load  # type: ignore[attr-defined]
     parameters = inspect.signature(load).parameters
     positional = [p for p in parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
     if len(positional) == 1:
@@ -164,10 +165,7 @@ def save_modules(
     for index, (name, module) in enumerate(model._modules.items()):
         if module is None:
             continue
-        if index == 0 and getattr(module, "save_in_root", False):
-            subfolder = ""
-        else:
-            subfolder = f"{index}_{type(module).__name__}"
+        subfolder = "" if index == 0 and getattr(module, "save_in_root", False) else f"{index}_{type(module).__name__}"
         module_dir = os.path.join(folder, subfolder)
         os.makedirs(module_dir, exist_ok=True)
         save_module(module, module_dir, safe_serialization=safe_serialization)

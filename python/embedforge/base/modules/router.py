@@ -9,12 +9,11 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from torch import nn
 
 from embedforge.base.modules.input_module import InputModule
-from embedforge.base.modules.module import Module
 from embedforge.base.modules.registry import load_module, module_class_from_type, module_type_ref, save_module
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
 
@@ -48,7 +47,7 @@ class Router(InputModule):
 
     def __init__(
         self,
-        sub_modules: dict[str, list[Module]],
+        sub_modules: Mapping[str, Sequence[nn.Module]],
         default_route: str | None = None,
         allow_empty_key: bool = True,
         route_mappings: dict[RouteKey, str] | None = None,
@@ -92,8 +91,8 @@ class Router(InputModule):
     @classmethod
     def for_query_document(
         cls,
-        query_modules: list[Module],
-        document_modules: list[Module],
+        query_modules: Sequence[nn.Module],
+        document_modules: Sequence[nn.Module],
         default_route: str | None = "document",
         allow_empty_key: bool = True,
     ) -> Self:
@@ -106,10 +105,14 @@ class Router(InputModule):
 
     # -- routing ------------------------------------------------------------------------------------
 
+    def _pipelines(self) -> dict[str, nn.Sequential]:
+        """``sub_modules`` with the value type __init__ stores (ModuleDict only promises plain Modules)."""
+        return {route: cast(nn.Sequential, modules) for route, modules in self.sub_modules.items()}
+
     @property
     def modalities(self) -> list[Any]:
         """Every modality some route's input module accepts."""
-        found = {m for route in self.sub_modules.values() for m in getattr(route[0], "modalities", ["text"])}
+        found = {m for route in self._pipelines().values() for m in getattr(route[0], "modalities", ["text"])}
         return sorted(found, key=str)
 
     def _routes_description(self) -> str:
@@ -178,7 +181,8 @@ class Router(InputModule):
             modality = _infer_batch_modality(inputs)
 
         route = self.resolve_route(task=task, modality=modality)
-        first = self.sub_modules[route][0]
+        # Any: input modules share a duck-typed interface (preprocess, or the old tokenize), not a base class.
+        first: Any = self._pipelines()[route][0]
         try:
             features = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
         except NotImplementedError:
@@ -205,7 +209,7 @@ class Router(InputModule):
             modality = features.get("modality")
         route = self.resolve_route(task=task, modality=modality)
         kwargs = {**kwargs, "task": task, "modality": modality}
-        for module in self.sub_modules[route]:
+        for module in self._pipelines()[route]:
             features = module(features, **_declared_kwargs(module, kwargs))
         return features
 
@@ -214,7 +218,7 @@ class Router(InputModule):
     @property
     def tokenizer(self) -> Any:
         """The tokenizer of the first route whose input module has one."""
-        for route in self.sub_modules.values():
+        for route in self._pipelines().values():
             tokenizer = getattr(route[0], "tokenizer", None)
             if tokenizer is not None:
                 return tokenizer
@@ -223,8 +227,11 @@ class Router(InputModule):
     @property
     def max_seq_length(self) -> int | None:
         """The routes' input length limit (the largest, with a warning, when they differ)."""
-        limits = {getattr(route[0], "max_seq_length", None) for route in self.sub_modules.values()}
-        limits.discard(None)
+        limits = {
+            limit
+            for route in self._pipelines().values()
+            if (limit := getattr(route[0], "max_seq_length", None)) is not None
+        }
         if not limits:
             return None
         if len(limits) > 1:
@@ -234,7 +241,7 @@ class Router(InputModule):
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
         """Set the limit on every route's input module that has one."""
-        targets = [route[0] for route in self.sub_modules.values() if hasattr(route[0], "max_seq_length")]
+        targets: list[Any] = [route[0] for route in self._pipelines().values() if hasattr(route[0], "max_seq_length")]
         if not targets:
             logger.warning("No route's input module has a max_seq_length to set")
         for module in targets:
@@ -243,7 +250,7 @@ class Router(InputModule):
     def get_embedding_dimension(self) -> int | None:
         """Output width: that of the last module with a known width in the first route that has one."""
         widths = []
-        for route in self.sub_modules.values():
+        for route in self._pipelines().values():
             for module in reversed(list(route)):
                 getter = getattr(module, "get_embedding_dimension", None) or getattr(
                     module, "get_sentence_embedding_dimension", None
@@ -259,7 +266,7 @@ class Router(InputModule):
 
     def on_model_ready(self, model: Any) -> None:
         """Pass the owning model's ready hook on to the routed modules (the model only sees the Router)."""
-        for route in self.sub_modules.values():
+        for route in self._pipelines().values():
             for module in route:
                 hook = getattr(module, "on_model_ready", None)
                 if callable(hook):
@@ -291,7 +298,7 @@ class Router(InputModule):
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
         saved: dict[int, str] = {}  # a module shared by several routes is saved once
-        for route, modules in self.sub_modules.items():
+        for route, modules in self._pipelines().items():
             structure[route] = []
             for index, module in enumerate(modules):
                 module_id = saved.get(id(module))
@@ -405,6 +412,7 @@ def _unwrap_task_dicts(inputs: list[Any]) -> tuple[str | None, list[Any]]:
 def _declared_kwargs(module: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments ``module`` asks for: its ``forward_kwargs``, or parameters its forward names."""
     wanted = set(getattr(module, "forward_kwargs", ()) or ())
+    parameters: Mapping[str, inspect.Parameter]
     try:
         parameters = inspect.signature(module.forward).parameters
     except (TypeError, ValueError):

@@ -59,7 +59,7 @@ class BinaryClassificationEvaluator(BaseEvaluator):
         for label in labels:
             if label not in (0, 1):
                 raise InvalidArgumentError(f"labels contains {label!r}; expected only 0 and 1")
-        self.similarity_fn_names = list(similarity_fn_names or [])
+        self.similarity_fn_names: list[str] = list(similarity_fn_names or [])
         for fn_name in self.similarity_fn_names:
             if fn_name not in _SCORE_FNS:
                 raise InvalidArgumentError(

@@ -49,7 +49,7 @@ class EmbeddingSimilarityEvaluator(BaseEvaluator):
         self.precision = precision
         self.truncate_dim = truncate_dim
         self.main_similarity = SimilarityFunction(main_similarity) if main_similarity else None
-        self.similarity_fn_names = list(similarity_fn_names or [])
+        self.similarity_fn_names: list[str] = list(similarity_fn_names or [])
         if not self.similarity_fn_names and self.main_similarity is not None:
             self.similarity_fn_names = [self.main_similarity.value]
         for fn_name in self.similarity_fn_names:

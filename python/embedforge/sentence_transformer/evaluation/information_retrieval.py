@@ -57,7 +57,8 @@ class RetrievalCsvColumns:
     map_at_k: list[int]
     csv_file: str
     csv_headers: list[str]
-    score_functions: dict[str, Callable[[Tensor, Tensor], Tensor]]
+    # None until the first call when the model's own similarity is used.
+    score_functions: dict[str, Callable[[Tensor, Tensor], Tensor]] | None
     score_function_names: list[str]
     primary_metric: str | None
     _score_functions_from_model: bool
@@ -216,7 +217,9 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         )
         headers_changed = self._adopt_model_score_function(model)
 
-        scores = self.compute_all_metrics(model, *args, output_path=output_path, **kwargs)
+        # Extra positional arguments are corpus_model and corpus_embeddings, as in sentence-transformers;
+        # mypy cannot tell that they stop before output_path.
+        scores = self.compute_all_metrics(model, *args, output_path=output_path, **kwargs)  # type: ignore[misc]
 
         if output_path is not None and self.write_csv:
             self._write_csv_row(

@@ -73,7 +73,7 @@ class LabelAccuracyEvaluator(BaseEvaluator):
             with torch.no_grad():
                 _, logits = self.softmax_model(features, labels=None)
             total += logits.size(0)
-            correct += torch.argmax(logits, dim=1).eq(label_ids).sum().item()
+            correct += int(torch.argmax(logits, dim=1).eq(label_ids).sum().item())
         if total == 0:
             raise InvalidArgumentError("dataloader yielded no examples; expected at least one labelled pair")
         accuracy = correct / total

@@ -54,7 +54,7 @@ class TripletEvaluator(BaseEvaluator):
         self.main_similarity_function = (
             SimilarityFunction(main_similarity_function) if main_similarity_function else None
         )
-        self.similarity_fn_names = list(similarity_fn_names or [])
+        self.similarity_fn_names: list[str] = list(similarity_fn_names or [])
         if not self.similarity_fn_names and self.main_similarity_function is not None:
             self.similarity_fn_names = [self.main_similarity_function.value]
         fn_keys = list(_PAIRWISE)

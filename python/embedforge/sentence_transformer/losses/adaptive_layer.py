@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, column_merging_disabled
+from embedforge.base.losses.base import Loss
+from embedforge.base.losses.merged_forward import column_merging_disabled
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.sentence_transformer.losses.matryoshka import restore_forward
 

@@ -8,7 +8,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import embed_columns, flat_labels
+from embedforge.base.losses.base import flat_labels
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.sentence_transformer.losses.cosent import CoSENTLoss
 from embedforge.util import pairwise_angle_sim

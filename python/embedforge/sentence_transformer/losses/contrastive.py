@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns, flat_labels
+from embedforge.base.losses.base import Loss, flat_labels
+from embedforge.base.losses.merged_forward import embed_columns
 
 
 def _euclidean(x: Tensor, y: Tensor) -> Tensor:

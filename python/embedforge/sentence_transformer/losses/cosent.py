@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns, flat_labels
+from embedforge.base.losses.base import Loss, flat_labels
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import pairwise_cos_sim
 

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 
 DISTANCE_METRICS = ("mse", "l2", "cosine")

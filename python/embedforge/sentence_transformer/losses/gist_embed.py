@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
 from embedforge.base.losses.gradcache import all_gather_with_grad, get_rank, sum_row_chunks
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util.tensor import batch_to_device
 

@@ -8,7 +8,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.sentence_transformer.losses.multiple_negatives_ranking import similarity_fct_name
 from embedforge.util.similarity import cos_sim

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
 from embedforge.base.losses.gradcache import all_gather_with_grad, chunked_loss, get_rank
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import cos_sim
 
@@ -67,7 +68,7 @@ def similarity_fct_name(similarity_fct: Callable[..., Any]) -> str:
         return f"{name}({args})" if args else name
     name = getattr(similarity_fct, "__name__", type(similarity_fct).__name__)
     owner = getattr(similarity_fct, "__self__", None)
-    if name in ("similarity", "similarity_pairwise") and hasattr(owner, "similarity_fn_name"):
+    if name in ("similarity", "similarity_pairwise") and owner is not None and hasattr(owner, "similarity_fn_name"):
         # model.similarity dispatches on the model's setting: report what it resolves to.
         from embedforge.util import SimilarityFunction
 

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
 
 logger = logging.getLogger(__name__)

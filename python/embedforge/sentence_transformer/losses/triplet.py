@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from embedforge.base.losses.base import Loss, embed_columns
+from embedforge.base.losses.base import Loss
+from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.sentence_transformer.losses.contrastive import metric_name
 from embedforge.util import pairwise_cos_sim, pairwise_euclidean_sim, pairwise_manhattan_sim
 

@@ -126,7 +126,7 @@ class VocabWordTokenizer(WordTokenizer):
         return config
 
     @classmethod
-    def load(cls, input_path: str) -> Self:  # type: ignore[override]
+    def load(cls, input_path: str) -> Self:
         """Read a tokenizer written by ``save`` (by embedforge or sentence-transformers)."""
         config = cls._read_config(input_path)
         known = {"vocab", "stop_words", "do_lower_case", *cls.extra_config_keys}
