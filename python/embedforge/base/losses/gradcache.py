@@ -22,7 +22,6 @@ cached form calls per chunk of rows.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
 from contextlib import nullcontext
 from functools import partial
 from typing import Any, Protocol
@@ -141,8 +140,8 @@ def has_static_embedding_input(model: Any) -> bool:
     """
     model = getattr(model, "_orig_mod", model)
     first = next(iter(model.children()), None) if isinstance(model, nn.Module) else None
-    routes = getattr(first, "sub_modules", None)
-    inputs = [next(iter(route), None) for route in routes.values()] if isinstance(routes, Mapping) else [first]
+    routes = getattr(first, "sub_modules", None)  # a Router's routes: a ModuleDict of Sequentials
+    inputs = [next(iter(route), None) for route in routes.values()] if isinstance(routes, nn.ModuleDict) else [first]
     return any(getattr(module, "flat_token_inputs", False) for module in inputs)
 
 
