@@ -14,7 +14,23 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("EMBEDFORGE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def find_shared_data() -> Path:
+    """The real data sets: $EMBEDFORGE_SHARED_DATA, else a ``shared/data`` folder beside the checkout or an ancestor.
+
+    A checkout usually sits next to ``shared/`` (``../shared/data``); a clone one level deeper still finds it.
+    """
+    if "EMBEDFORGE_SHARED_DATA" in os.environ:
+        return Path(os.environ["EMBEDFORGE_SHARED_DATA"])
+    for ancestor in REPO_ROOT.parents:
+        candidate = ancestor / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA = find_shared_data()
 
 #: Words for generated vocabularies and sentences: real English so WordPiece splits look natural.
 WORDS = [
