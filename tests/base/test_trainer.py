@@ -158,6 +158,25 @@ def test_loss_given_wrong_columns_fails_before_training(tmp_path: Path) -> None:
         )
 
 
+def test_label_column_for_a_label_free_loss_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # sentence-transformers trains MNRL on data with a label column and ignores the labels; so do we.
+    model = embedforge_static(static_weights())
+    labelled = pairs().add_column("label", [1.0] * 48)
+    with caplog.at_level("WARNING"):
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=make_args(tmp_path, max_steps=2),
+            train_dataset=labelled,
+            loss=MultipleNegativesRankingLoss(model),
+        )
+    assert "MultipleNegativesRankingLoss does not use labels; the label column 'label' is ignored" in caplog.text
+    before = weights_of(model)
+    trainer.train()
+    assert not torch.equal(before, weights_of(model))
+
+
 def test_reserved_column_names_and_missing_losses_are_rejected(tmp_path: Path) -> None:
     model = embedforge_static(static_weights())
     reserved = pairs().add_column("dataset_name", ["x"] * 48)

@@ -7,6 +7,7 @@ between the two libraries, and encodes with the same arguments and results.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import warnings
@@ -228,10 +229,10 @@ class SentenceTransformer(BaseModel, FitMixin):
 
         The remaining arguments are :meth:`encode`'s, positional (``batch_size`` first) or by name.
         """
+        inputs = _renamed_inputs(inputs, kwargs)
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        kwargs.setdefault("task", "query")
-        return self.encode(inputs, prompt_name, prompt, *args, **kwargs)
+        return self._encode_for_task("query", inputs, prompt_name, prompt, args, kwargs)
 
     def encode_document(
         self,
@@ -245,10 +246,33 @@ class SentenceTransformer(BaseModel, FitMixin):
 
         The remaining arguments are :meth:`encode`'s, positional (``batch_size`` first) or by name.
         """
+        inputs = _renamed_inputs(inputs, kwargs)
         if prompt_name is None and prompt is None:
             prompt_name = next((name for name in DOCUMENT_PROMPT_NAMES if name in self.prompts), None)
-        kwargs.setdefault("task", "document")
-        return self.encode(inputs, prompt_name, prompt, *args, **kwargs)
+        return self._encode_for_task("document", inputs, prompt_name, prompt, args, kwargs)
+
+    def _encode_for_task(
+        self,
+        task: str,
+        inputs: Any,
+        prompt_name: str | None,
+        prompt: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Call :meth:`encode` with every argument by name, as sentence-transformers does.
+
+        Code that wraps or replaces ``model.encode`` (spies, duck-typed models) then sees the same
+        keyword arguments in both libraries: ``inputs``, ``prompt_name``, ``prompt``, ..., ``task``.
+        """
+        kwargs.setdefault("task", task)
+        # The class's signature: ``self.encode`` may be a wrapper that takes anything.
+        bound = inspect.signature(type(self).encode).bind(self, inputs, prompt_name, prompt, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        extra = arguments.pop("kwargs", {})
+        return self.encode(**arguments, **extra)
 
     def encode(
         self,
@@ -275,10 +299,7 @@ class SentenceTransformer(BaseModel, FitMixin):
         With ``pool`` (from :meth:`start_multi_process_pool`) or a list of devices, chunks of
         ``chunk_size`` inputs are encoded by worker processes.
         """
-        if "sentences" in kwargs:
-            if inputs is not None:
-                raise InvalidArgumentError("Pass the texts as inputs or sentences, not both")
-            inputs = kwargs.pop("sentences")
+        inputs = _renamed_inputs(inputs, kwargs)
         if inputs is None:
             raise InvalidArgumentError("encode() needs inputs: a string or a list of strings")
         if show_progress_bar is None:
@@ -307,13 +328,15 @@ class SentenceTransformer(BaseModel, FitMixin):
                 f"it accepts {self.get_model_kwargs()}"
             )
         single = self.is_singular_input(inputs)
+        batch: list[Any]
         if single:
-            inputs = [inputs]
+            batch = [inputs]
         elif isinstance(inputs, np.ndarray):
-            inputs = inputs.tolist()
-        elif not isinstance(inputs, list):
-            inputs = list(inputs)
-        check_texts(inputs)
+            batch = inputs.tolist()
+        else:
+            batch = list(inputs)
+        inputs = batch
+        check_texts(batch)
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim <= 0):
@@ -638,6 +661,15 @@ def _default_modules(folder: str, load_kwargs: dict[str, Any]) -> list[nn.Module
         config_kwargs=load_kwargs["config_kwargs"],
     )
     return [transformer, Pooling(transformer.get_embedding_dimension(), "mean")]
+
+
+def _renamed_inputs(inputs: Any, kwargs: dict[str, Any]) -> Any:
+    """``sentences=`` is the older name of ``inputs`` (taken out of ``kwargs``)."""
+    if "sentences" in kwargs:
+        if inputs is not None:
+            raise InvalidArgumentError("Pass the texts as inputs or sentences, not both")
+        return kwargs.pop("sentences")
+    return inputs
 
 
 def _length_order(inputs: list[Any]) -> list[int]:

@@ -328,8 +328,8 @@ def test_mnrl_rejects_wrong_columns_and_labels() -> None:
     loss = MultipleNegativesRankingLoss(model)
     with pytest.raises(InvalidArgumentError, match=r"MultipleNegativesRankingLoss needs at least 2 text columns"):
         loss(lookup_features(1), None)
-    with pytest.raises(InvalidArgumentError, match="no label column"):
-        loss(lookup_features(2), torch.zeros(BATCH))
+    # Labels are ignored, as sentence-transformers' label-free losses do.
+    torch.testing.assert_close(loss(lookup_features(2), torch.zeros(BATCH)), loss(lookup_features(2), None))
     with pytest.raises(InvalidArgumentError, match="at least 2"):
         loss.compute_loss_from_embeddings([torch.ones(3, 4)], None)
 
@@ -505,8 +505,8 @@ def assert_cached_rejects(make_cached: Callable[[nn.Module, int], nn.Module], na
     loss = make_cached(LookupModel(fixed_table(2)), 2)
     with pytest.raises(InvalidArgumentError, match=f"{name} needs"):
         loss(lookup_features(1), None)
-    with pytest.raises(InvalidArgumentError, match=f"{name} needs"):
-        loss(lookup_features(2), torch.ones(BATCH))
+    # Labels are ignored, as sentence-transformers' label-free losses do.
+    assert torch.isfinite(loss(lookup_features(2), torch.ones(BATCH)))
 
 
 def cached_training_lowers_loss(make_cached: Callable[[nn.Module, int], nn.Module], columns: int) -> None:
@@ -812,8 +812,7 @@ def test_gist_config_citation_and_errors(guide_bert_dir: Path) -> None:
         loss(lookup_features(4), None)
     with pytest.raises(InvalidArgumentError, match="GISTEmbedLoss needs 2 to 3 text columns"):
         loss(lookup_features(1), None)
-    with pytest.raises(InvalidArgumentError, match="no label column"):
-        loss(lookup_features(2), torch.ones(BATCH))
+    torch.testing.assert_close(loss(lookup_features(2), torch.ones(BATCH)), loss(lookup_features(2), None))
     with pytest.raises(InvalidArgumentError, match="get_vocab"):
         GISTEmbedLoss(model, nn.Linear(2, 2))
     # A static model cannot be decoded back to text for a guide with another tokenizer.
@@ -975,8 +974,7 @@ def test_mega_batch_margin_memory_dropout_training_errors_and_config() -> None:
         assert loss.uses_gradient_cache is mini_batched
         with pytest.raises(InvalidArgumentError, match="MegaBatchMarginLoss needs 2 text columns"):
             loss(lookup_features(3), None)
-        with pytest.raises(InvalidArgumentError, match="and no label column"):
-            loss(lookup_features(2), torch.ones(BATCH))
+        torch.testing.assert_close(loss(lookup_features(2), torch.ones(BATCH)), loss(lookup_features(2), None))
     assert loss.get_config_dict() == {
         "positive_margin": 0.8,
         "negative_margin": 0.3,

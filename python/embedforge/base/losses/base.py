@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
 from embedforge.exceptions import InvalidArgumentError
+
+logger = logging.getLogger(__name__)
 
 
 class Loss(nn.Module):
@@ -44,6 +47,10 @@ class Loss(nn.Module):
         """Fail, naming the loss, the columns and the need, unless ``columns`` (+ label) suit this loss."""
         low, high = self.input_columns
         count_ok = len(columns) >= low and (high is None or len(columns) <= high)
+        if has_label and self.requires_label is False:
+            # sentence-transformers' label-free losses ignore a label column; say so rather than fail.
+            logger.warning("%s does not use labels; the label column %r is ignored", type(self).__name__, label_column)
+            has_label = False
         label_ok = self.requires_label is None or self.requires_label == has_label
         if count_ok and label_ok:
             return
@@ -57,7 +64,9 @@ class Loss(nn.Module):
     ) -> list[dict[str, Tensor]]:
         """Per-batch form of :meth:`check_input_columns`; returns the features as a list."""
         features = list(sentence_features)
-        self.check_input_columns([f"column {index}" for index in range(len(features))], labels is not None)
+        # Labels given to a label-free loss are ignored, as in sentence-transformers (the trainer warned once).
+        has_label = labels is not None and self.requires_label is not False
+        self.check_input_columns([f"column {index}" for index in range(len(features))], has_label)
         return features
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -141,7 +141,11 @@ def has_static_embedding_input(model: Any) -> bool:
     model = getattr(model, "_orig_mod", model)
     first = next(iter(model.children()), None) if isinstance(model, nn.Module) else None
     routes = getattr(first, "sub_modules", None)  # a Router's routes: a ModuleDict of Sequentials
-    inputs = [next(iter(route), None) for route in routes.values()] if isinstance(routes, nn.ModuleDict) else [first]
+    inputs = (
+        [next(iter(route.children()), None) for route in routes.values()]
+        if isinstance(routes, nn.ModuleDict)
+        else [first]
+    )
     return any(getattr(module, "flat_token_inputs", False) for module in inputs)
 
 
