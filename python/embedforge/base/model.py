@@ -113,7 +113,8 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
         return first.tokenize(texts)
 
     def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
-        """Tokenise a batch with the first module (old name of :meth:`preprocess`)."""
+        """Tokenise a batch with the first module (deprecated old name of :meth:`preprocess`)."""
+        logger.warning("tokenize() is deprecated and will be removed; use preprocess() instead")
         return self.preprocess(texts, **kwargs)
 
     def evaluate(self, evaluator: Any, output_path: str | None = None) -> Any:
@@ -160,7 +161,9 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
     ) -> None:
         """Save the model folder (sentence-transformers layout) atomically: a crash leaves no half-written folder."""
         if path is None:
-            raise InvalidArgumentError("save(path=None): a folder path is needed")
+            # sentence-transformers returns without saving; say so instead of staying silent.
+            logger.warning("save(path=None): no folder given, nothing was saved")
+            return
         with atomic_directory(os.fspath(path)) as staging:
             with open(os.path.join(staging, MODEL_CONFIG_FILE), "w", encoding="utf-8") as f:
                 json.dump(self._model_config_dict(), f, indent=2, sort_keys=True)

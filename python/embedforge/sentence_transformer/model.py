@@ -84,9 +84,29 @@ class SentenceTransformer(BaseModel, FitMixin):
         self.model_card_data = model_card_data or SentenceTransformerModelCardData(local_files_only=local_files_only)
         self._model_config: dict[str, Any] = {}
 
+        if use_auth_token is not None:
+            if token is not None:
+                raise InvalidArgumentError(
+                    "Both `token` and `use_auth_token` were given; pass only `token` (use_auth_token is its old name)"
+                )
+            warnings.warn(
+                "The `use_auth_token` argument is deprecated; use `token` instead (embedforge never contacts a hub).",
+                FutureWarning,
+                stacklevel=2,
+            )
+        if modules is not None and not isinstance(modules, OrderedDict) and not list(modules):
+            raise InvalidArgumentError(
+                "An empty modules list was passed: give at least one module, or modules=None for an empty model"
+            )
         if model_name_or_path is not None and modules is not None:
-            raise InvalidArgumentError("Pass model_name_or_path or modules, not both")
+            logger.warning(
+                "Both model_name_or_path and modules were given: the `modules` argument is ignored and the "
+                "model is loaded from %s",
+                model_name_or_path,
+            )
+            modules = None
         if model_name_or_path is not None:
+            logger.info("Loading %s model from %s", type(self).__name__, model_name_or_path)
             folder = require_local_dir(model_name_or_path, "model_name_or_path")
             load_kwargs = {
                 "model_kwargs": model_kwargs or {},
@@ -375,10 +395,12 @@ class SentenceTransformer(BaseModel, FitMixin):
         one text pair is ``[("a", "b")]``), and so are numpy arrays of strings and any other
         non-string iterable (datasets columns, generators); anything else is one example.
         """
-        if isinstance(inputs, (str, bytes, dict)):
+        if isinstance(inputs, (str, bytes, dict, Tensor)):
             return True
         if isinstance(inputs, np.ndarray):
             return not (inputs.ndim >= 1 and inputs.dtype.kind in ("U", "O"))
+        if isinstance(inputs, list) and inputs and all(_is_chat_message(item) for item in inputs):
+            return True  # one conversation: a list of {"role", "content"} messages
         return not isinstance(inputs, Iterable)
 
     def activation_checkpointing_enable(
@@ -651,7 +673,8 @@ def _default_modules(folder: str, load_kwargs: dict[str, Any]) -> list[nn.Module
             f"{folder!r} has neither modules.json (a sentence-transformers model) nor config.json (a transformers model)"
         )
     logger.warning(
-        "No sentence-transformers model found in %s; using mean pooling over the transformer.",
+        "No modules.json found for %s; initializing a new SentenceTransformer model with mean pooling "
+        "over the transformer.",
         folder,
     )
     transformer = Transformer(
@@ -661,6 +684,10 @@ def _default_modules(folder: str, load_kwargs: dict[str, Any]) -> list[nn.Module
         config_kwargs=load_kwargs["config_kwargs"],
     )
     return [transformer, Pooling(transformer.get_embedding_dimension(), "mean")]
+
+
+def _is_chat_message(item: Any) -> bool:
+    return isinstance(item, dict) and "role" in item and "content" in item
 
 
 def _renamed_inputs(inputs: Any, kwargs: dict[str, Any]) -> Any:

@@ -47,8 +47,14 @@ class Module(ABC, nn.Module):
 
     @classmethod
     def st_type(cls) -> str:
-        """The class reference written to ``modules.json``: the sentence-transformers name of this module."""
-        return f"sentence_transformers.models.{cls.__name__}"
+        """The class reference written to ``modules.json``.
+
+        embedforge's own modules write their sentence-transformers name (``sentence_transformers.models.X``),
+        which every release of either library reads; a subclass defined elsewhere writes its own import path.
+        """
+        if cls.__module__.startswith("embedforge."):
+            return f"sentence_transformers.models.{cls.__name__}"
+        return f"{cls.__module__}.{cls.__qualname__}"
 
     def get_config_dict(self) -> dict[str, Any]:
         """The configuration saved to ``config_file_name``."""

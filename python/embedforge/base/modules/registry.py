@@ -114,7 +114,14 @@ def save_module(module: nn.Module, folder: str, safe_serialization: bool = True,
         save(folder, safe_serialization=safe_serialization, **kwargs)
         return
     options = {"safe_serialization": safe_serialization, **kwargs}
-    save(folder, **{key: value for key, value in options.items() if key in parameters})
+    accepted = {key: value for key, value in options.items() if key in parameters}
+    try:
+        save(folder, **accepted)
+    except TypeError as error:
+        # A save() that names the option but still rejects it (a wrapper, an override): save without it.
+        if "safe_serialization" not in str(error) or "safe_serialization" not in accepted:
+            raise
+        save(folder)
 
 
 def read_json(path: str, expected: type) -> Any:
