@@ -123,3 +123,24 @@ def test_a_save_that_rejects_safe_serialization_is_called_without_it(
     model.save(str(tmp_path / "saved"))
     assert calls == ["with option", "without"]
     assert (tmp_path / "saved" / "1_Pooling" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("modalities", "asked", "expected"),
+    [
+        (["text"], "text", True),
+        (["text"], "image", False),
+        (["text"], "message", False),
+        (["text", "image"], ("image", "text"), False),  # combining needs the message format
+        (["text", "image", "message"], ("image", "text"), True),
+        (["text", "image", "message"], ("audio", "text"), False),
+        (["text", ("image", "text")], ("image", "text"), True),  # listed explicitly
+    ],
+)
+def test_supports_reads_the_modalities(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, modalities: list[Any], asked: Any, expected: bool
+) -> None:
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+    assert model.modalities == ["text"]
+    monkeypatch.setattr(type(model), "modalities", property(lambda self: modalities))
+    assert model.supports(asked) is expected

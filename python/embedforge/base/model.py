@@ -95,6 +95,29 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
         parameter = next(self.parameters(), None)
         return None if parameter is None else parameter.dtype
 
+    @property
+    def modalities(self) -> list[Any]:
+        """The input modalities the model takes: its first module's, or ``["text"]``.
+
+        Entries are names (``"text"``, ``"image"``, ``"audio"``, ``"video"``, ``"message"``) or tuples
+        of names for combined inputs the model lists explicitly.
+        """
+        modules = list(self._modules.values())
+        return list(getattr(modules[0], "modalities", ["text"])) if modules else ["text"]
+
+    def supports(self, modality: str | tuple[str, ...]) -> bool:
+        """Whether the model takes ``modality``: a listed one, or a tuple of listed ones when it takes messages.
+
+        A tuple such as ``("image", "text")`` is one input combining several modalities; a model that
+        takes chat messages can carry any combination of modalities it takes one by one.
+        """
+        supported = self.modalities
+        if modality in supported:
+            return True
+        if isinstance(modality, tuple) and "message" in supported:
+            return all(part in supported for part in modality)
+        return False
+
     def _first_module(self) -> Any:
         # Any, not nn.Module: callers use the input module's duck-typed interface (tokenizer, preprocess,
         # max_seq_length), which embedforge's modules and users' own modules provide without a common base.
