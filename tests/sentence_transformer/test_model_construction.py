@@ -144,3 +144,19 @@ def test_supports_reads_the_modalities(
     assert model.modalities == ["text"]
     monkeypatch.setattr(type(model), "modalities", property(lambda self: modalities))
     assert model.supports(asked) is expected
+
+
+def test_config_is_the_transformers_config(tiny_bert_dir: Path) -> None:
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu")
+    assert model.config is model[0].auto_model.config
+    assert model.config.hidden_size == model.get_embedding_dimension()
+    replacement = type(model.config).from_dict({**model.config.to_dict(), "hidden_dropout_prob": 0.0})
+    model.config = replacement
+    assert model[0].auto_model.config is replacement
+
+
+def test_a_model_without_a_transformer_has_no_config() -> None:
+    model = SentenceTransformer(modules=[Normalize()], device="cpu")
+    assert model.config is None and model.transformers_model is None
+    with pytest.raises(InvalidArgumentError, match="no transformers model"):
+        model.config = object()

@@ -23,6 +23,7 @@ from embedforge._internal.atomic import atomic_directory
 from embedforge._internal.multi_process import MultiProcessMixin
 from embedforge._version import __version__
 from embedforge.base.modules.registry import read_json, save_modules
+from embedforge.base.modules.transformer import Transformer
 from embedforge.exceptions import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,35 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
         if isinstance(modality, tuple) and "message" in supported:
             return all(part in supported for part in modality)
         return False
+
+    @property
+    def transformers_model(self) -> nn.Module | None:
+        """The first transformers model inside the modules, or None (for example a static model)."""
+        for module in self.modules():
+            if isinstance(module, Transformer):
+                return module.auto_model
+        return None
+
+    @property
+    def config(self) -> Any:
+        """The transformers config of :attr:`transformers_model` (None without one).
+
+        Integrations such as DeepSpeed and ``transformers.Trainer`` read ``model.config`` directly.
+        """
+        return getattr(self.transformers_model, "config", None)
+
+    @config.setter
+    def config(self, value: Any) -> None:
+        underlying = self.transformers_model
+        if underlying is None:
+            raise InvalidArgumentError("config: this model has no transformers model to hold a config")
+        underlying.config = value
+
+    @property
+    def _target_device(self) -> torch.device:
+        """Deprecated name of :attr:`device`."""
+        logger.warning("%s._target_device is deprecated; use .device instead", type(self).__name__)
+        return self.device
 
     def _first_module(self) -> Any:
         # Any, not nn.Module: callers use the input module's duck-typed interface (tokenizer, preprocess,

@@ -189,12 +189,6 @@ class CrossEncoder(BaseModel):
         return None if transformer is None else transformer.auto_model
 
     @property
-    def config(self) -> Any:
-        """The transformers model config (None without a Transformer)."""
-        model = self.model
-        return None if model is None else model.config
-
-    @property
     def tokenizer(self) -> Any:
         """The Hugging Face tokenizer of the Transformer."""
         transformer = self.transformer

@@ -451,14 +451,6 @@ class SentenceTransformer(BaseModel, FitMixin):
                 module.include_prompt = include_prompt
                 break
 
-    @property
-    def transformers_model(self) -> nn.Module | None:
-        """The first transformers model inside the modules, or None (for example a static model)."""
-        for module in self.modules():
-            if isinstance(module, Transformer):
-                return module.auto_model
-        return None
-
     def encode_multi_process(
         self,
         sentences: list[str],
