@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from embedforge.cross_encoder import CrossEncoder
     from embedforge.sentence_transformer.trainer import SentenceTransformerTrainer
     from embedforge.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    from embedforge.util.dataset import resolve_ids
     from embedforge.util.hard_negatives import mine_hard_negatives
     from embedforge.util.logging import LoggingHandler
     from embedforge.util.quantization import quantize_embeddings
@@ -46,6 +47,7 @@ __getattr__, __dir__ = lazy_attributes(
         "SimilarityFunction": "embedforge.util.similarity",
         "mine_hard_negatives": "embedforge.util.hard_negatives",
         "quantize_embeddings": "embedforge.util.quantization",
+        "resolve_ids": "embedforge.util.dataset",
     },
     globals(),
 )
@@ -71,4 +73,5 @@ __all__ = [
     "__version__",
     "mine_hard_negatives",
     "quantize_embeddings",
+    "resolve_ids",
 ]

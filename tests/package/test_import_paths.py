@@ -32,7 +32,6 @@ PENDING = {
     "sentence_transformer.modules.clip_model": "conformance issue (multimodal inputs)",
     "models.CLIPModel": "conformance issue (multimodal inputs)",
     "sentence_transformer.deprecated_model_card_templates": "conformance issue",
-    "util.dataset": "conformance issue (dataset utilities)",
     "util.decorators": "conformance issue (decorators)",
     "cross_encoder.data_collator": "CrossEncoder training issue",
     "cross_encoder.fit_mixin": "CrossEncoder training issue",
@@ -45,7 +44,7 @@ PENDING = {
 }
 #: Public names (``__all__`` entries) not built yet, per module, with the issue that builds them.
 PENDING_NAMES = {
-    "": {"CrossEncoderModelCardData", "CrossEncoderTrainer", "CrossEncoderTrainingArguments", "resolve_ids"},
+    "": {"CrossEncoderModelCardData", "CrossEncoderTrainer", "CrossEncoderTrainingArguments"},
     "base": {"PeftAdapterMixin"},
     "base.losses": {"CachedLossMixin"},
     "cross_encoder": {
@@ -61,20 +60,12 @@ PENDING_NAMES = {
     # the conformance issue's util helpers: dataset ids, decorators, maxsim, padded token embeddings, ...
     "util": {
         "ORIGINAL_TRANSFORMER_MODELS",
-        "cat_padded_token_embeddings",
         "check_teacher_targets",
         "check_version_requirements",
         "import_module_class",
         "information_retrieval",
-        "maxsim",
-        "maxsim_pairwise",
-        "mean_maxsim",
-        "mean_maxsim_pairwise",
-        "repad_flattened_features",
-        "resolve_ids",
         "save_to_hub_args_decorator",
         "similarity_fct_name",
-        "stack_padded_token_embeddings",
     },
 }
 

@@ -9,6 +9,7 @@ Each submodule mirrors the sentence-transformers file of the same name; new help
 from __future__ import annotations
 
 from .community import community_detection
+from .dataset import resolve_ids
 from .distributed import all_gather, all_gather_padded, all_gather_with_grad, get_rank, get_world_size
 from .environment import (
     check_package_availability,
@@ -20,6 +21,7 @@ from .environment import (
 )
 from .file_io import disabled_tqdm, http_get, is_sentence_transformer_model, load_dir_path, load_file_path
 from .hard_negatives import mine_hard_negatives
+from .late_interaction import maxsim, maxsim_pairwise, mean_maxsim, mean_maxsim_pairwise
 from .logging import LoggingHandler, install_logger
 from .misc import append_to_last_row, disable_datasets_caching, disable_logging, fullname, import_from_string
 from .paraphrase import paraphrase_mining, paraphrase_mining_embeddings
@@ -44,9 +46,12 @@ from .tensor import (
     _convert_to_tensor,
     _move_tensors_to_cpu,
     batch_to_device,
+    cat_padded_token_embeddings,
     compute_count_vector,
     normalize_embeddings,
+    repad_flattened_features,
     select_max_active_dims,
+    stack_padded_token_embeddings,
     to_scipy_coo,
     truncate_embeddings,
 )
@@ -63,6 +68,7 @@ __all__ = [
     "all_gather_with_grad",
     "append_to_last_row",
     "batch_to_device",
+    "cat_padded_token_embeddings",
     "check_package_availability",
     "community_detection",
     "compute_count_vector",
@@ -87,6 +93,10 @@ __all__ = [
     "load_dir_path",
     "load_file_path",
     "manhattan_sim",
+    "maxsim",
+    "maxsim_pairwise",
+    "mean_maxsim",
+    "mean_maxsim_pairwise",
     "mine_hard_negatives",
     "normalize_embeddings",
     "pairwise_angle_sim",
@@ -98,8 +108,11 @@ __all__ = [
     "paraphrase_mining_embeddings",
     "pytorch_cos_sim",
     "quantize_embeddings",
+    "repad_flattened_features",
+    "resolve_ids",
     "select_max_active_dims",
     "semantic_search",
+    "stack_padded_token_embeddings",
     "to_scipy_coo",
     "truncate_embeddings",
 ]

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..exceptions import InvalidArgumentError
+from .late_interaction import _chunk_ranges, maxsim, maxsim_pairwise, mean_maxsim, mean_maxsim_pairwise  # noqa: F401
 from .tensor import (
     EmbeddingsLike,
     _convert_to_batch_tensor,
@@ -280,6 +281,10 @@ __all__ = [
     "dot_score",
     "euclidean_sim",
     "manhattan_sim",
+    "maxsim",
+    "maxsim_pairwise",
+    "mean_maxsim",
+    "mean_maxsim_pairwise",
     "pairwise_angle_sim",
     "pairwise_cos_sim",
     "pairwise_dot_score",

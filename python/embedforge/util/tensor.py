@@ -9,6 +9,7 @@ shapes for the same inputs.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -168,6 +169,91 @@ def select_max_active_dims(embeddings: np.ndarray | Tensor, max_active_dims: int
     return selected
 
 
+#: Keys that only make sense for a flattened batch; they describe the flat layout and go once it is undone.
+_FLATTENED_ONLY_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx", "position_ids")
+
+
+def _pad_segments(flat: Tensor, bounds: list[int], padding_value: float) -> Tensor:
+    """Cut the first axis of ``flat`` at ``bounds`` and stack the pieces, right-padded to the longest."""
+    lengths = [end - start for start, end in pairwise(bounds)]
+    longest = max(lengths, default=0)
+    padded = flat.new_full((len(lengths), longest, *flat.shape[1:]), padding_value)
+    for row, (start, length) in enumerate(zip(bounds[:-1], lengths)):
+        padded[row, :length] = flat[start : start + length]
+    return padded
+
+
+def repad_flattened_features(features: dict[str, Any]) -> dict[str, Any]:
+    """Undo FA2-style flattening in place: pad ``token_embeddings``/``input_ids`` to ``(B, T_max, ...)``.
+
+    A flattened batch holds ``token_embeddings`` of shape ``(1, sum_lens, D)``, ``input_ids`` of shape
+    ``(1, sum_lens)`` and the cumulative sequence lengths ``cu_seq_lens_q`` instead of an attention mask.
+    Afterwards each sequence is one right-padded row (zeros), ``attention_mask`` is a boolean
+    ``(B, T_max)`` mask of the real tokens, and the flat-layout keys (``cu_seq_lens_q``, ``cu_seq_lens_k``,
+    ``max_length_q``, ``max_length_k``, ``seq_idx``, ``position_ids``) are removed. The caller decides
+    whether the batch is flattened (``"cu_seq_lens_q" in features``); the dict itself is returned.
+    """
+    for key in ("cu_seq_lens_q", "token_embeddings"):
+        if key not in features:
+            raise InvalidArgumentError(
+                f"repad_flattened_features needs a flattened features dict with {key!r}; got keys {sorted(features)}."
+            )
+    cu_seq_lens = features["cu_seq_lens_q"]
+    bounds = [int(bound) for bound in (cu_seq_lens.tolist() if isinstance(cu_seq_lens, Tensor) else cu_seq_lens)]
+    # A first offset above 0 would silently drop the leading tokens.
+    if not bounds or bounds[0] != 0 or any(end < start for start, end in pairwise(bounds)):
+        raise InvalidArgumentError(f"cu_seq_lens_q must be non-decreasing offsets starting at 0, got {bounds!r}.")
+    # input_ids is optional: some callers flatten only the encoder output.
+    flat_keys = [key for key in ("token_embeddings", "input_ids") if key in features]
+    for key in flat_keys:
+        value = features[key]
+        # The flat layout is one row holding every token, and cu_seq_lens_q must cover exactly that row.
+        if value.dim() < 2 or value.size(0) != 1 or value.size(1) != bounds[-1]:
+            raise InvalidArgumentError(
+                f"{key} must have shape (1, {bounds[-1]}, ...) to match cu_seq_lens_q, got {tuple(value.shape)}."
+            )
+
+    device = features["token_embeddings"].device
+    for key in flat_keys:
+        features[key] = _pad_segments(features[key][0], bounds, 0)
+    lengths = torch.tensor([end - start for start, end in pairwise(bounds)], device=device)
+    positions = torch.arange(features["token_embeddings"].size(1), device=device)
+    features["attention_mask"] = positions.unsqueeze(0) < lengths.unsqueeze(1)
+    for key in _FLATTENED_ONLY_KEYS:
+        features.pop(key, None)
+    return features
+
+
+def _pad_token_axis(embeddings: list[Tensor], masks: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """Right-pad every ``(B, T_i, D)`` embedding (zeros) and ``(B, T_i)`` mask (False/0) to the largest ``T_i``."""
+    if not embeddings or len(embeddings) != len(masks):
+        raise InvalidArgumentError(
+            "embeddings and masks must be non-empty lists of the same length, "
+            f"got {len(embeddings)} embeddings and {len(masks)} masks."
+        )
+    longest = max(embedding.size(1) for embedding in embeddings)
+    # Padding copies; when every piece already has the same token count there is nothing to do.
+    if all(embedding.size(1) == longest for embedding in embeddings):
+        return embeddings, masks
+    padded_embeddings = [
+        torch.nn.functional.pad(embedding, (0, 0, 0, longest - embedding.size(1))) for embedding in embeddings
+    ]
+    padded_masks = [torch.nn.functional.pad(mask, (0, longest - mask.size(1))) for mask in masks]
+    return padded_embeddings, padded_masks
+
+
+def stack_padded_token_embeddings(embeddings: list[Tensor], masks: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Stack ``(B, T_i, D)`` token embeddings and ``(B, T_i)`` masks into ``(B, N, T_max, D)`` and ``(B, N, T_max)``."""
+    embeddings, masks = _pad_token_axis(embeddings, masks)
+    return torch.stack(embeddings, dim=1), torch.stack(masks, dim=1)
+
+
+def cat_padded_token_embeddings(embeddings: list[Tensor], masks: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Concatenate ``(B_i, T_i, D)`` token embeddings and ``(B_i, T_i)`` masks into ``(sum B_i, T_max, ...)``."""
+    embeddings, masks = _pad_token_axis(embeddings, masks)
+    return torch.cat(embeddings, dim=0), torch.cat(masks, dim=0)
+
+
 def batch_to_device(batch: dict[str, Any], target_device: str | torch.device) -> dict[str, Any]:
     """Move every tensor value of a features dict to ``target_device`` (in place; the dict is returned)."""
     for key, value in batch.items():
@@ -237,9 +323,12 @@ __all__ = [
     "_move_tensors_to_device",
     "_tensor_to_numpy",
     "batch_to_device",
+    "cat_padded_token_embeddings",
     "compute_count_vector",
     "normalize_embeddings",
+    "repad_flattened_features",
     "select_max_active_dims",
+    "stack_padded_token_embeddings",
     "to_scipy_coo",
     "truncate_embeddings",
 ]

@@ -129,19 +129,27 @@ class Pooling(Module):
         return self.pooling_output_dimension
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Compute ``features["sentence_embedding"]`` from ``token_embeddings`` and ``attention_mask``."""
+        """Compute ``features["sentence_embedding"]`` from ``token_embeddings`` and ``attention_mask``.
+
+        A flattened batch (``cu_seq_lens_q`` present, tokens of shape ``(1, sum_lens, D)``) gives one row per
+        sequence; its token embeddings are left flat.
+        """
         tokens: Tensor = features["token_embeddings"]
-        mask = features.get("attention_mask")
-        if mask is None or mask.size(-1) != tokens.size(1):
-            mask = torch.ones(tokens.shape[:-1], device=tokens.device, dtype=torch.int64)
-        original_mask = mask
+        prompt_length = 0
         if not self.include_prompt and "prompt_length" in features:
             prompt_length = features["prompt_length"]
             prompt_length = (
                 int(prompt_length.flatten()[0].item()) if isinstance(prompt_length, Tensor) else int(prompt_length)
             )
-            if prompt_length:
-                mask = _mask_prompt(mask, prompt_length)
+        if "cu_seq_lens_q" in features:
+            features["sentence_embedding"] = torch.cat(self._pool_flattened(tokens, features, prompt_length), dim=-1)
+            return features
+        mask = features.get("attention_mask")
+        if mask is None or mask.size(-1) != tokens.size(1):
+            mask = torch.ones(tokens.shape[:-1], device=tokens.device, dtype=torch.int64)
+        original_mask = mask
+        if prompt_length:
+            mask = _mask_prompt(mask, prompt_length)
         pooled = [self._pool(mode, tokens, mask, original_mask, features) for mode in self.modes]
         features["sentence_embedding"] = torch.cat(pooled, dim=-1)
         return features
@@ -200,6 +208,90 @@ class Pooling(Module):
         gather = (length - index_from_end - 1).view(-1, 1, 1).expand(-1, 1, width)
         keep = mask.unsqueeze(-1).expand_as(tokens).to(tokens.dtype)
         return torch.gather(tokens * keep, 1, gather).squeeze(1)
+
+    def _pool_flattened(self, tokens: Tensor, features: dict, prompt_length: int) -> list[Tensor]:
+        """Pool a flattened batch per sequence, giving what the padded form of the same sequences gives."""
+        cu_seq_lens = features["cu_seq_lens_q"]
+        if tokens.dim() != 3 or tokens.size(0) != 1:
+            raise InvalidArgumentError(
+                "token_embeddings of a flattened batch (cu_seq_lens_q given) must have shape (1, sum_lens, D), "
+                f"got {tuple(tokens.shape)}"
+            )
+        if cu_seq_lens.dim() != 1 or cu_seq_lens.numel() < 1:
+            raise InvalidArgumentError(
+                f"cu_seq_lens_q must be a 1-D tensor of num_seqs + 1 offsets, got shape {tuple(cu_seq_lens.shape)}"
+            )
+        flat = tokens[0]
+        num_tokens, width = flat.shape
+        if int(cu_seq_lens[-1]) != num_tokens:
+            raise InvalidArgumentError(
+                f"cu_seq_lens_q ends at {int(cu_seq_lens[-1])} but token_embeddings hold {num_tokens} tokens"
+            )
+        device = flat.device
+        cu_seq_lens = cu_seq_lens.to(device=device, dtype=torch.int64)
+        starts, ends = cu_seq_lens[:-1], cu_seq_lens[1:]
+        lengths = ends - starts
+        num_seqs = lengths.numel()
+        accumulate = torch.float32 if flat.dtype in (torch.float16, torch.bfloat16) else flat.dtype
+
+        # searchsorted maps every token to its sequence without a host sync (empty sequences are skipped).
+        token_index = torch.arange(num_tokens, device=device)
+        segment = torch.searchsorted(ends, token_index, right=True)
+        position = token_index - starts[segment]
+        # Prompt tokens are masked rather than removed, so every mode shares one token order.
+        keep = position >= prompt_length
+        kept_lengths = torch.clamp(lengths - prompt_length, min=0)
+
+        def segment_sum(values: Tensor) -> Tensor:
+            return values.new_zeros((num_seqs, *values.shape[1:])).index_add(0, segment, values)
+
+        def pick(index: Tensor, valid: Tensor) -> Tensor:
+            # An index past the last token (an empty last sequence) is clamped, then zeroed like a padded row.
+            picked = flat[index.clamp(max=max(num_tokens - 1, 0))]
+            return picked * valid.unsqueeze(-1).to(flat.dtype)
+
+        pooled: list[Tensor] = []
+        for mode in self.modes:
+            if mode == "cls":
+                if "cls_token_embeddings" in features:
+                    pooled.append(features["cls_token_embeddings"])
+                    continue
+                # The first token after the prompt; a sequence that is all prompt falls back to its first token.
+                first = starts + torch.where(kept_lengths > 0, prompt_length, 0)
+                pooled.append(pick(first, lengths > 0))
+            elif mode == "lasttoken":
+                pooled.append(pick(ends - 1, kept_lengths > 0))
+            elif mode == "max":
+                masked = flat.masked_fill(~keep.unsqueeze(-1), float("-inf"))
+                start_value = flat.new_full((num_seqs, width), float("-inf"))
+                pooled.append(
+                    start_value.scatter_reduce(0, segment.unsqueeze(-1).expand(-1, width), masked, reduce="amax")
+                )
+            elif mode in ("mean", "mean_sqrt_len_tokens"):
+                total = segment_sum(flat.to(accumulate) * keep.unsqueeze(-1).to(accumulate))
+                output_dtype = flat.dtype
+                if "token_weights_sum" in features:
+                    count = features["token_weights_sum"].unsqueeze(-1)
+                    output_dtype = torch.promote_types(output_dtype, count.dtype)
+                    count = count.to(torch.promote_types(accumulate, count.dtype))
+                else:
+                    count = kept_lengths.unsqueeze(-1).to(accumulate)
+                count = torch.clamp(count, min=1e-9)
+                mean = total / (count if mode == "mean" else torch.sqrt(count))
+                pooled.append(mean.to(output_dtype))
+            elif mode == "weightedmean":
+                # Weights count positions from 1 within each sequence, prompt positions included, as padded.
+                weights = ((position + 1) * keep).to(accumulate).unsqueeze(-1)
+                total = segment_sum(flat * weights)
+                output_dtype = flat.dtype
+                if "token_weights_sum" in features:
+                    weight_sum = features["token_weights_sum"].unsqueeze(-1)
+                    output_dtype = torch.promote_types(output_dtype, weight_sum.dtype)
+                    weight_sum = weight_sum.to(torch.promote_types(accumulate, weight_sum.dtype))
+                else:
+                    weight_sum = segment_sum(weights)
+                pooled.append((total / torch.clamp(weight_sum, min=1e-9)).to(output_dtype))
+        return pooled
 
     def __repr__(self) -> str:
         return f"Pooling({self.get_config_dict()})"
