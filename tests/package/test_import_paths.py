@@ -160,3 +160,14 @@ def test_old_package_path_is_found_as_a_package() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         spec = importlib.util.find_spec("embedforge.models")
     assert spec is not None and spec.submodule_search_locations
+
+
+def test_earlier_embedforge_paths_keep_their_classes() -> None:
+    # embedforge's pre-6 layout kept InputModule next to Module; both paths give the same class.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from embedforge.models.module import InputModule as earlier
+
+    from embedforge.base.modules.input_module import InputModule
+
+    assert earlier is InputModule

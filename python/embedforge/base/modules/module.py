@@ -162,6 +162,25 @@ class ModuleWithWeights(Module):
         return cls.load_torch_weights(model_name_or_path, subfolder, model=model)
 
 
+class InputModule(Module):
+    """A module that turns raw inputs into tensors (it owns a tokenizer) and is saved in the root folder."""
+
+    save_in_root: ClassVar[bool] = True
+
+    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Tokenise a batch of inputs into the features ``forward`` expects."""
+        return self.tokenize(inputs, prompt=prompt, **kwargs)
+
+    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
+        """Tokenise a batch of texts (old name of :meth:`preprocess`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement tokenize()")
+
+    @property
+    def max_seq_length(self) -> int | float | None:
+        """Longest input, in tokens, the module accepts; None (or ``math.inf``, as static models say) means unlimited."""
+        return None
+
+
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """Copy ``state`` into ``model``, failing with ModelFormatError on any missing, extra or misshapen tensor."""
     expected = model.state_dict()
