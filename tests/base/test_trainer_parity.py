@@ -43,6 +43,21 @@ def st_library() -> tuple[Any, Any, Any]:
     )
 
 
+def quiet_args(args_class: Any, output_dir: Path, **overrides: Any) -> Any:
+    """Small, quiet, CPU-only training arguments of ``args_class`` (either library's), with ``overrides``."""
+    options: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": 8,
+        "num_train_epochs": 1,
+        "logging_steps": 1,
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "disable_tqdm": True,
+    }
+    return args_class(**{**options, **overrides})
+
+
 def run(
     library: str, output_dir: Path, train_dataset: Any, make_loss: Any, **arguments: Any
 ) -> tuple[list[float], Any]:
@@ -58,18 +73,13 @@ def run(
     else:
         model = st_static(weights)
         trainer_class, args_class, losses = st_library()
-    args = args_class(
-        output_dir=str(output_dir / library),
-        per_device_train_batch_size=8,
+    args = quiet_args(
+        args_class,
+        output_dir / library,
         num_train_epochs=2,
         learning_rate=0.05,
         warmup_steps=2,
-        logging_steps=1,
         seed=7,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
         **arguments,
     )
     recorder = LossRecorder()
@@ -155,19 +165,7 @@ def test_bert_run_with_prompts_excluded_from_pooling_matches_sentence_transforme
         pooling = Pooling(transformer.get_embedding_dimension(), "mean", include_prompt=False)
         model = model_class(modules=[transformer, pooling], device="cpu")
         recorder = LossRecorder()
-        args = args_class(
-            output_dir=str(tmp_path / library),
-            per_device_train_batch_size=8,
-            num_train_epochs=1,
-            learning_rate=1e-3,
-            logging_steps=1,
-            seed=5,
-            report_to="none",
-            save_strategy="no",
-            use_cpu=True,
-            disable_tqdm=True,
-            prompts={"anchor": "query: "},
-        )
+        args = quiet_args(args_class, tmp_path / library, learning_rate=1e-3, seed=5, prompts={"anchor": "query: "})
         trainer_class(
             model=model,
             args=args,
@@ -214,18 +212,7 @@ def test_bert_triplet_run_with_dropout_matches_sentence_transformers(
             trainer_class, args_class, losses = st_library()
         assert model[0].auto_model.config.hidden_dropout_prob > 0
         recorder = LossRecorder()
-        args = args_class(
-            output_dir=str(tmp_path / library),
-            per_device_train_batch_size=8,
-            num_train_epochs=1,
-            learning_rate=1e-3,
-            logging_steps=1,
-            seed=11,
-            report_to="none",
-            save_strategy="no",
-            use_cpu=True,
-            disable_tqdm=True,
-        )
+        args = quiet_args(args_class, tmp_path / library, learning_rate=1e-3, seed=11)
         trainer_class(
             model=model,
             args=args,
