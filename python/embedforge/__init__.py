@@ -21,7 +21,12 @@ from embedforge.util.deprecated_import import install_deprecated_paths
 
 if TYPE_CHECKING:
     from embedforge.base.sampler import DefaultBatchSampler, MultiDatasetDefaultBatchSampler
-    from embedforge.cross_encoder import CrossEncoder
+    from embedforge.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderModelCardData,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
     from embedforge.sentence_transformer.trainer import SentenceTransformerTrainer
     from embedforge.sentence_transformer.training_args import SentenceTransformerTrainingArguments
     from embedforge.util.dataset import resolve_ids
@@ -41,6 +46,9 @@ __getattr__, __dir__ = lazy_attributes(
         "SentenceTransformerTrainer": "embedforge.sentence_transformer.trainer",
         "SentenceTransformerTrainingArguments": "embedforge.sentence_transformer.training_args",
         "CrossEncoder": "embedforge.cross_encoder",
+        "CrossEncoderModelCardData": "embedforge.cross_encoder",
+        "CrossEncoderTrainer": "embedforge.cross_encoder.trainer",
+        "CrossEncoderTrainingArguments": "embedforge.cross_encoder.training_args",
         "DefaultBatchSampler": "embedforge.base.sampler",
         "MultiDatasetDefaultBatchSampler": "embedforge.base.sampler",
         "LoggingHandler": "embedforge.util.logging",
@@ -54,6 +62,9 @@ __getattr__, __dir__ = lazy_attributes(
 
 __all__ = [
     "CrossEncoder",
+    "CrossEncoderModelCardData",
+    "CrossEncoderTrainer",
+    "CrossEncoderTrainingArguments",
     "DefaultBatchSampler",
     "EmbedforgeError",
     "InputExample",

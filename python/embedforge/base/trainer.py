@@ -579,6 +579,7 @@ class BaseTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
         """Split the batch into per-column features and the label, and apply the (dataset's) loss."""
         dataset_name = inputs.pop("dataset_name", None)
+        loss_kwargs = self.pop_loss_kwargs(inputs)
         features, labels = self.collect_features(inputs)
         loss_fn = self.loss
         if isinstance(loss_fn, dict):
@@ -591,7 +592,7 @@ class BaseTrainer(Trainer):
         # Under DDP/compile the loss must call the wrapped model (gradient sync); swap it in once.
         if model is self.model_wrapped and model is not self.model and getattr(loss_fn, "model", model) is not model:
             loss_fn = self.override_model_in_loss(loss_fn, model)
-        loss = loss_fn(features, labels)
+        loss = self.call_loss(loss_fn, features, labels, loss_kwargs)
         if isinstance(loss, dict):
             self.track_loss_components(loss)
             loss = torch.stack(list(loss.values())).sum()
@@ -599,6 +600,16 @@ class BaseTrainer(Trainer):
             # Losses give no outputs; prediction_loss_only=True means none are needed.
             return loss, {}
         return loss
+
+    def pop_loss_kwargs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Batch entries that go to the loss as keyword arguments rather than as features (none here)."""
+        return {}
+
+    def call_loss(
+        self, loss_fn: nn.Module, features: list[Any], labels: Any, loss_kwargs: dict[str, Any]
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Apply the loss to one batch; a kind whose collator adds keyword entries passes them on."""
+        return loss_fn(features, labels, **loss_kwargs)
 
     def collect_features(self, inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
         """``{column}_{feature}`` keys -> one feature dict per column (in column order), plus the label."""

@@ -23,6 +23,8 @@ from embedforge._internal.local_path import require_local_dir
 from embedforge.base.model import BaseModel, check_texts, pick_device
 from embedforge.base.modules.registry import load_modules
 from embedforge.base.modules.transformer import Transformer
+from embedforge.cross_encoder.fit_mixin import FitMixin
+from embedforge.cross_encoder.model_card import CrossEncoderModelCardData, write_model_card
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
 from embedforge.util.misc import fullname, import_from_string
 
@@ -42,7 +44,7 @@ RENAMED_ARGUMENTS = {
 LEGACY_POSITIONAL = ("num_labels", "max_length", "activation_fn", "device")
 
 
-class CrossEncoder(BaseModel):
+class CrossEncoder(BaseModel, FitMixin):
     """Score text pairs (``predict``) and rank documents for a query (``rank``), drop-in for
     sentence-transformers' CrossEncoder."""
 
@@ -64,7 +66,7 @@ class CrossEncoder(BaseModel):
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
-        model_card_data: Any = None,
+        model_card_data: CrossEncoderModelCardData | None = None,
         backend: str = "torch",
         num_labels: int | None = None,
         max_length: int | None = None,
@@ -98,7 +100,7 @@ class CrossEncoder(BaseModel):
             processor_kwargs["model_max_length"] = max_length
         self._init_prompts(prompts, default_prompt_name)
         self.trust_remote_code = trust_remote_code
-        self.model_card_data = model_card_data
+        self.model_card_data = model_card_data or CrossEncoderModelCardData(local_files_only=local_files_only)
         self.module_kwargs: dict[str, list[str]] = {}
         saved_activation: str | None = None
 
@@ -133,6 +135,9 @@ class CrossEncoder(BaseModel):
         self._check_prompts()
         self.activation_fn = given["activation_fn"] or self._saved_activation(saved_activation)
         self.to(pick_device(given["device"]))
+        # The folder it was loaded from: the model card names it as the base model.
+        self._source_path = model_name_or_path
+        self.model_card_data.register_model(self)
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -392,6 +397,9 @@ class CrossEncoder(BaseModel):
         config = super()._model_config_dict()
         config["activation_fn"] = fullname(self.activation_fn)
         return config
+
+    def _write_model_card(self, folder: str, model_name: str | None, train_datasets: list[str] | None) -> None:
+        write_model_card(self, folder, model_name=model_name, train_datasets=train_datasets)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -23,13 +22,16 @@ from torch.optim import Optimizer
 from tqdm.autonotebook import trange
 
 from embedforge.base.evaluation.evaluator import find_primary_metric
+from embedforge.base.fit_helpers import (
+    dataloaders_to_datasets,
+    default_checkpoint_dir,
+    get_scheduler,
+    grouped_parameters,
+)
 from embedforge.exceptions import InvalidArgumentError
-from embedforge.sentence_transformer.datasets.no_duplicates_dataloader import NoDuplicatesDataLoader
-from embedforge.sentence_transformer.datasets.sentence_label import SentenceLabelDataset
 from embedforge.util import batch_to_device
 
 if TYPE_CHECKING:
-    from datasets import Dataset, DatasetDict
     from torch.optim.lr_scheduler import LambdaLR
     from transformers import TrainerCallback
 
@@ -37,100 +39,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Parameters whose names contain one of these get no weight decay (biases and LayerNorm weights).
-NO_DECAY = ("bias", "LayerNorm.bias", "LayerNorm.weight")
-
-#: ``scheduler`` names accepted by fit (case-insensitive) and the transformers schedule each selects.
-SCHEDULERS = ("constantlr", "warmupconstant", "warmuplinear", "warmupcosine", "warmupcosinewithhardrestarts")
-
-
 _CALLBACKS = ("EvaluatorCallback", "OriginalCallback", "SaveModelCallback")
 
 
 def __getattr__(name: str) -> Any:
     """The fit callbacks, importable from here as in sentence-transformers, loaded (with transformers) on first use."""
     if name in _CALLBACKS:
-        from embedforge.sentence_transformer import fit_callbacks
+        from embedforge.base import fit_callbacks
 
         return getattr(fit_callbacks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _identity(batch: list[Any]) -> list[Any]:
-    """Collate function that leaves a batch of InputExamples as it is."""
-    return batch
-
-
-def _loader_to_dataset(data_loader: Any, loader_index: int) -> Dataset:
-    """All InputExamples of one loader as a column table: ``sentence_0``, ``sentence_1``, ... and ``label``.
-
-    The label column is left out when every label is 0 (InputExample's default: no label given).
-    """
-    from datasets import Dataset
-
-    texts: list[Sequence[str]] = []
-    labels: list[Any] = []
-    for batch in data_loader:
-        for example in batch:
-            texts.append(example.texts)
-            labels.append(example.label)
-    widths = {len(example_texts) for example_texts in texts}
-    if len(widths) > 1:
-        raise InvalidArgumentError(
-            f"train_objectives[{loader_index - 1}]: the InputExamples have different numbers of texts "
-            f"({sorted(widths)}); every example of one objective needs the same number"
-        )
-    columns: dict[str, list[Any]] = {f"sentence_{index}": list(column) for index, column in enumerate(zip(*texts))}
-    dataset = Dataset.from_dict(columns)
-    try:
-        unlabelled = set(labels) == {0}
-    except TypeError:  # unhashable labels such as numpy embeddings are real labels
-        unlabelled = False
-    if not unlabelled:
-        dataset = dataset.add_column("label", labels)
-    return dataset
-
-
-def dataloaders_to_datasets(data_loaders: Sequence[Any]) -> tuple[DatasetDict, int, str]:
-    """Convert fit's DataLoaders into ``(DatasetDict with keys _dataset_1.., batch size, batch sampler name)``.
-
-    The loaders' collate functions are replaced by the identity (as sentence-transformers does) so
-    that they yield raw InputExamples. The last loader decides the batch size; a
-    ``NoDuplicatesDataLoader`` selects ``no_duplicates`` and a ``SentenceLabelDataset`` ``group_by_label``.
-    """
-    from datasets import DatasetDict
-
-    batch_size = 8
-    batch_sampler = "batch_sampler"
-    for data_loader in data_loaders:
-        data_loader.collate_fn = _identity
-    datasets = {}
-    for loader_index, data_loader in enumerate(data_loaders, start=1):
-        if isinstance(data_loader, NoDuplicatesDataLoader):
-            batch_sampler = "no_duplicates"
-        elif isinstance(getattr(data_loader, "dataset", None), SentenceLabelDataset):
-            batch_sampler = "group_by_label"
-        loader_batch_size = getattr(data_loader, "batch_size", batch_size)
-        if loader_batch_size is None:
-            # torch sets DataLoader.batch_size to None when a custom batch_sampler is given.
-            loader_batch_size = getattr(data_loader.batch_sampler, "batch_size", None) or batch_size
-            logger.warning(
-                "The DataLoader of training objective %d uses a custom batch_sampler; fit() keeps its batch size "
-                "but not its grouping of examples. Use SentenceTransformerTrainer (or old_fit) to keep it.",
-                loader_index,
-            )
-        batch_size = loader_batch_size
-        datasets[f"_dataset_{loader_index}"] = _loader_to_dataset(data_loader, loader_index)
-    return DatasetDict(datasets), batch_size, batch_sampler
-
-
-def _default_checkpoint_dir() -> str:
-    """``checkpoints/model`` (or ``_1``, ``_2``, ... when taken and not empty), relative to the working folder."""
-    name, index = "checkpoints/model", 1
-    while Path(name).exists() and any(Path(name).iterdir()):
-        name = f"checkpoints/model_{index}"
-        index += 1
-    return name
 
 
 def _latest_checkpoint(checkpoint_path: str) -> str | None:
@@ -149,15 +67,6 @@ def _latest_checkpoint(checkpoint_path: str) -> str | None:
     latest = os.path.join(checkpoint_path, f"checkpoint-{max(steps)}")
     logger.info("Resuming from checkpoint %s", latest)
     return latest
-
-
-def _grouped_parameters(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
-    """Two optimizer groups: decayed parameters, and biases / LayerNorm weights without decay."""
-    named = list(named_parameters)
-    return [
-        {"params": [p for n, p in named if not any(key in n for key in NO_DECAY)], "weight_decay": weight_decay},
-        {"params": [p for n, p in named if any(key in n for key in NO_DECAY)], "weight_decay": 0.0},
-    ]
 
 
 class FitMixin:
@@ -198,7 +107,7 @@ class FitMixin:
         warmuplinear, warmupcosine, warmupcosinewithhardrestarts (any case). ``steps_per_epoch``
         only applies when ``epochs`` is 1.
         """
-        from embedforge.sentence_transformer.fit_callbacks import EvaluatorCallback, OriginalCallback, SaveModelCallback
+        from embedforge.base.fit_callbacks import EvaluatorCallback, OriginalCallback, SaveModelCallback
         from embedforge.sentence_transformer.trainer import SentenceTransformerTrainer
         from embedforge.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
@@ -218,7 +127,7 @@ class FitMixin:
                 steps_per_epoch = None
 
         args = SentenceTransformerTrainingArguments(
-            output_dir=checkpoint_path or _default_checkpoint_dir(),
+            output_dir=checkpoint_path or default_checkpoint_dir(),
             batch_sampler=batch_sampler,
             multi_dataset_batch_sampler="round_robin",
             per_device_train_batch_size=batch_size,
@@ -241,7 +150,7 @@ class FitMixin:
 
         # Losses usually hold the model: ModuleDict lists each shared parameter once, under "model.".
         parameters = nn.ModuleDict({"model": self, **losses}).named_parameters()  # type: ignore[dict-item]
-        optimizer = optimizer_class(_grouped_parameters(parameters, weight_decay), **optimizer_params)
+        optimizer = optimizer_class(grouped_parameters(parameters, weight_decay), **optimizer_params)
         scheduler_obj = self._get_scheduler(
             optimizer, scheduler=scheduler, warmup_steps=warmup_steps, t_total=num_train_steps
         )
@@ -277,27 +186,8 @@ class FitMixin:
 
     @staticmethod
     def _get_scheduler(optimizer: Optimizer, scheduler: str, warmup_steps: int, t_total: int) -> LambdaLR:
-        """The learning-rate schedule named ``scheduler`` (see :data:`SCHEDULERS`), from transformers."""
-        import transformers
-
-        name = scheduler.lower()
-        if name == "constantlr":
-            return transformers.get_constant_schedule(optimizer)
-        if name == "warmupconstant":
-            return transformers.get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup_steps)
-        if name == "warmuplinear":
-            return transformers.get_linear_schedule_with_warmup(
-                optimizer, num_warmup_steps=warmup_steps, num_training_steps=t_total
-            )
-        if name == "warmupcosine":
-            return transformers.get_cosine_schedule_with_warmup(
-                optimizer, num_warmup_steps=warmup_steps, num_training_steps=t_total
-            )
-        if name == "warmupcosinewithhardrestarts":
-            return transformers.get_cosine_with_hard_restarts_schedule_with_warmup(
-                optimizer, num_warmup_steps=warmup_steps, num_training_steps=t_total
-            )
-        raise InvalidArgumentError(f"scheduler={scheduler!r} is unknown; expected one of {', '.join(SCHEDULERS)}")
+        """The learning-rate schedule named ``scheduler`` (see :data:`~embedforge.base.fit_helpers.SCHEDULERS`)."""
+        return get_scheduler(optimizer, scheduler, warmup_steps, t_total)
 
     def smart_batching_collate(self, batch: list[InputExample]) -> tuple[list[dict[str, Tensor]], Tensor]:
         """Turn a batch of InputExamples into (one tokenised feature dict per text column, label tensor)."""
@@ -359,7 +249,7 @@ class FitMixin:
         optimizers, schedulers = [], []
         for loss_model in loss_models:
             optimizer = optimizer_class(
-                _grouped_parameters(loss_model.named_parameters(), weight_decay), **optimizer_params
+                grouped_parameters(loss_model.named_parameters(), weight_decay), **optimizer_params
             )
             optimizers.append(optimizer)
             schedulers.append(

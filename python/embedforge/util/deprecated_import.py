@@ -134,7 +134,7 @@ DEPRECATED_MODULE_PATHS: dict[str, str] = {
 #: embedforge's own earlier module paths (before the sentence-transformers 6 layout) that the table above lacks.
 EARLIER_EMBEDFORGE_PATHS: dict[str, str] = {
     "embedforge.fit_mixin": "embedforge.sentence_transformer.fit_mixin",
-    "embedforge.fit_callbacks": "embedforge.sentence_transformer.fit_callbacks",
+    "embedforge.fit_callbacks": "embedforge.base.fit_callbacks",
     "embedforge.models.module": "embedforge.base.modules.module",
     "embedforge.models.transformer": "embedforge.base.modules.transformer",
     "embedforge.models.router": "embedforge.base.modules.router",

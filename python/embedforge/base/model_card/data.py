@@ -13,7 +13,7 @@ from copy import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from embedforge.base.model_card import dataset_stats
+from embedforge.base.model_card import dataset_stats, sections
 from embedforge.base.model_card.markdown import join_names
 from embedforge.base.model_card.metadata import card_metadata, metadata_yaml
 from embedforge.exceptions import InvalidArgumentError
@@ -427,6 +427,28 @@ class BaseModelCardData:
             similarity = self.model.similarity(embeddings, embeddings)
         with torch._tensor_str.printoptions(precision=4, sci_mode=False):
             self.similarities = "\n".join(f"# {line}" for line in str(similarity.cpu()).splitlines())
+
+    # -- the parts of the card that depend on the model kind ------------------------------------------
+
+    def card_facts(self) -> dict[str, Any]:
+        """What the card states about the model (``architecture`` is required; the rest is the kind's)."""
+        return sections.embedding_facts(self)
+
+    def card_intro(self, facts: dict[str, Any]) -> str:
+        """The card's opening paragraph."""
+        return sections.embedding_intro(self, facts)
+
+    def card_details(self, facts: dict[str, Any]) -> list[str]:
+        """The lines of the "Model Description" list."""
+        return sections.embedding_details(self, facts)
+
+    def card_usage(self) -> list[str]:
+        """The lines of the "Usage" section."""
+        return sections.usage_section(self, "SentenceTransformer", "embed some texts", "embeddings")
+
+    def generate_usage_snippet(self) -> str:
+        """The usage code block: load the model with embedforge and compare the usage examples."""
+        return sections.embedding_usage_snippet(self)
 
     def training_time(self) -> dict[str, float | None]:
         """Seconds spent training (without evaluation), evaluating, and in total; None before training."""

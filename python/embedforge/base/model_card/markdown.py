@@ -51,3 +51,13 @@ def join_names(names: Sequence[str]) -> str:
     if len(names) <= 1:
         return "".join(names)
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def code_block(text: str, language: str, prefix: str = "") -> str:
+    """A fenced code block, every line prefixed with ``prefix`` (to nest it in a list item)."""
+    return indent(f"```{language}\n{text}\n```", prefix)
+
+
+def indent(text: str, prefix: str) -> str:
+    """``text`` with ``prefix`` before every non-empty line."""
+    return "\n".join(prefix + line if line else line for line in text.splitlines())

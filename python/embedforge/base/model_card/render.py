@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -11,7 +10,7 @@ from typing import Any
 
 from embedforge.base.model_card import dataset_stats
 from embedforge.base.model_card.data import BaseModelCardData
-from embedforge.base.model_card.markdown import join_names, markdown_table, round_value
+from embedforge.base.model_card.markdown import code_block, indent, join_names, markdown_table, round_value
 from embedforge.base.model_card.metadata import card_metadata, evaluation_sections, metadata_yaml
 
 logger = logging.getLogger(__name__)
@@ -46,20 +45,6 @@ IGNORED_HYPERPARAMETERS = frozenset(
 )
 #: Logs longer than this fold into a <details> block.
 FOLDED_LOG_ROWS = 100
-#: Readable names of the similarity functions.
-SIMILARITY_NAMES = {
-    "cosine": "Cosine Similarity",
-    "dot": "Dot Product",
-    "euclidean": "Euclidean Distance",
-    "manhattan": "Manhattan Distance",
-}
-#: Where the usage snippet loads the model from when the card has no model_id.
-PLACEHOLDER_MODEL_PATH = "path/to/this/model"
-#: Why the card mentions sentence-transformers: the saved folder is also one of its models.
-SENTENCE_TRANSFORMERS_NOTE = (
-    "The folder uses the sentence-transformers layout, so `from sentence_transformers import "
-    "SentenceTransformer` loads it as well and produces the same embeddings."
-)
 #: Packages listed under "Framework Versions" (distribution name, label).
 FRAMEWORKS = (
     ("embedforge", "embedforge"),
@@ -98,7 +83,7 @@ def _evaluation_markdown(sections: list[dict[str, Any]]) -> list[str]:
             lines.append(f"* {label}: " + join_names([f"`{name}`" for name in names]))
         evaluated = f"* Evaluated with <code>{section['class_name']}</code>"
         if section["config_code"]:
-            lines += [evaluated + " with these parameters:", _code_block(section["config_code"], "json", "  ")]
+            lines += [evaluated + " with these parameters:", code_block(section["config_code"], "json", "  ")]
         else:
             lines.append(evaluated)
         lines += ["", _metrics_table(section), ""]
@@ -158,13 +143,13 @@ def _dataset_markdown(entry: dict[str, Any], kind: str) -> list[str]:
         lines.append("* Columns: " + join_names([f"<code>{column}</code>" for column in entry["columns"]]))
     if table := dataset_stats.stats_table(entry):
         rows = min(entry.get("size") or dataset_stats.STATS_ROWS, dataset_stats.STATS_ROWS)
-        lines += [f"* Approximate statistics based on the first {rows} samples:", _indent(table, "  ")]
+        lines += [f"* Approximate statistics based on the first {rows} samples:", indent(table, "  ")]
     if table := dataset_stats.samples_table(entry):
-        lines += ["* Samples:", _indent(table, "  ")]
+        lines += ["* Samples:", indent(table, "  ")]
     if loss := entry.get("loss"):
         described = f"* Loss: <code>{loss['fullname']}</code>"
         if loss.get("config_code"):
-            lines += [described + " with these parameters:", _code_block(loss["config_code"], "json", "  ")]
+            lines += [described + " with these parameters:", code_block(loss["config_code"], "json", "  ")]
         else:
             lines.append(described)
     lines.append("")
@@ -228,83 +213,8 @@ def framework_versions() -> dict[str, str]:
     return versions
 
 
-# -- model and usage -------------------------------------------------------------------------------
-
-
-def _model_facts(data: BaseModelCardData) -> dict[str, Any]:
-    model = data.model
-    similarity = getattr(model, "similarity_fn_name", None) or "cosine"
-    return {
-        "max_seq_length": getattr(model, "max_seq_length", None),
-        "output_dim": model.get_embedding_dimension() if model is not None else None,
-        "similarity": SIMILARITY_NAMES.get(similarity, similarity.replace("_", " ").title()),
-        "architecture": str(model) if model is not None else "",
-    }
-
-
-def usage_snippet(data: BaseModelCardData, output_dim: Any) -> str:
-    """Python code loading the model with embedforge and comparing a few texts."""
-    model_path = data.model_id or PLACEHOLDER_MODEL_PATH
-    examples = data.usage_examples or []
-    lines = ["from embedforge import SentenceTransformer", "", f'model = SentenceTransformer("{model_path}")']
-    if data.ir_model and len(examples) > 1:
-        lines += ["queries = [", f"    {examples[0]!r},", "]", "documents = ["]
-        lines += [f"    {text!r}," for text in examples[1:]]
-        lines += [
-            "]",
-            "query_embeddings = model.encode_query(queries)",
-            "document_embeddings = model.encode_document(documents)",
-            "print(query_embeddings.shape, document_embeddings.shape)",
-            f"# [1, {output_dim}] [{len(examples) - 1}, {output_dim}]",
-            "",
-            "similarities = model.similarity(query_embeddings, document_embeddings)",
-        ]
-        shape = f"# [1, {len(examples) - 1}]"
-    else:
-        lines += ["sentences = ["]
-        lines += [f"    {text!r}," for text in examples]
-        lines += [
-            "]",
-            "embeddings = model.encode(sentences)",
-            "print(embeddings.shape)",
-            f"# [{len(examples)}, {output_dim}]",
-            "",
-            "similarities = model.similarity(embeddings, embeddings)",
-        ]
-        shape = f"# [{len(examples)}, {len(examples)}]"
-    if data.similarities:
-        lines += ["print(similarities)", data.similarities]
-    else:
-        lines += ["print(similarities.shape)", shape]
-    return _code_block("\n".join(lines), "python")
-
-
-def _base_model_reference(data: BaseModelCardData) -> str:
-    """The base model's name, with the folder it was loaded from when that is a local path."""
-    name = data.base_model_name()
-    if data.base_model_hub_id() or name == data.base_model:
-        return f"`{name}`"
-    return f"{name} (`{data.base_model}`)"
-
-
-def _intro(data: BaseModelCardData, facts: dict[str, Any]) -> str:
-    named = [entry["name"] for entry in data.train_datasets if entry.get("name")]
-    text = "This is a sentence-embedding model in the sentence-transformers format, "
-    if data.base_model:
-        text += f"finetuned from {_base_model_reference(data)}"
-    else:
-        text += "trained"
-    if named:
-        text += f" on {len(named)} datasets" if len(", ".join(named)) > 200 else f" on {join_names(named)}"
-    text += " with embedforge."
-    if facts["output_dim"]:
-        text += f" It maps texts to {facts['output_dim']}-dimensional dense vectors"
-        text += f" for {data.task_name}." if data.task_name else "."
-    return text
-
-
 def generate_model_card(model: Any) -> str:
-    """The README.md text for ``model`` from its ``model_card_data``."""
+    """The README.md text for ``model`` from its ``model_card_data`` (the kind's parts come from its card data)."""
     data = model.model_card_data
     if data.model is None:
         data.register_model(model)
@@ -312,30 +222,10 @@ def generate_model_card(model: Any) -> str:
         data.try_to_set_ir_model_from_evaluators()
     try:
         data.run_usage_snippet()
-    except Exception as error:  # noqa: BLE001 - the card is still useful without the printed similarities
-        logger.warning("Could not compute the similarities for the model card's usage snippet: %s", error)
-    facts = _model_facts(data)
+    except Exception as error:  # noqa: BLE001 - the card is still useful without the printed scores
+        logger.warning("Could not run the model card's usage snippet: %s", error)
+    facts = data.card_facts()
     title = data.model_name or data.get_default_model_name()
-    details = ["- **Model Type:** Sentence Transformer"]
-    if data.base_model:
-        revision = f" (revision `{data.base_model_revision}`)" if data.base_model_revision else ""
-        details.append(f"- **Base model:** {_base_model_reference(data)}{revision}")
-    details += [
-        f"- **Maximum Sequence Length:** {facts['max_seq_length']} tokens",
-        f"- **Output Dimensionality:** {facts['output_dim']} dimensions",
-        f"- **Similarity Function:** {facts['similarity']}",
-    ]
-    prompts = getattr(data.model, "prompts", None)
-    if prompts:
-        details.append(f"- **Prompts:** {json.dumps(prompts, ensure_ascii=False)}")
-    named = [entry for entry in data.train_datasets if entry.get("name")]
-    if named:
-        details.append(f"- **Training Dataset{'s' if len(named) > 1 else ''}:**")
-        details += [f"    - {entry['name']}" for entry in named]
-    if data.language:
-        details.append(f"- **Language{'s' if len(data.language) > 1 else ''}:** {', '.join(data.language)}")
-    if data.license:
-        details.append(f"- **License:** {data.license}")
     lines = [
         "---",
         metadata_yaml(card_metadata(data)),
@@ -343,30 +233,19 @@ def generate_model_card(model: Any) -> str:
         "",
         f"# {title}",
         "",
-        _intro(data, facts),
+        data.card_intro(facts),
         "",
         "## Model Details",
         "",
         "### Model Description",
         "",
-        *details,
+        *data.card_details(facts),
         "",
         "### Full Model Architecture",
         "",
-        _code_block(facts["architecture"], ""),
+        code_block(facts["architecture"], ""),
         "",
-        "## Usage",
-        "",
-        "### Direct Usage (embedforge)",
-        "",
-        "Install embedforge (`pip install embedforge`), then load the model and embed some texts:",
-        "",
-        usage_snippet(data, facts["output_dim"]),
-        "",
-        "### Direct Usage (Sentence Transformers)",
-        "",
-        SENTENCE_TRANSFORMERS_NOTE,
-        "",
+        *data.card_usage(),
         *_evaluation_markdown(evaluation_sections(data)),
         *_training_markdown(data),
         *_citations_markdown(data),
@@ -379,16 +258,8 @@ def _citations_markdown(data: BaseModelCardData) -> list[str]:
         return []
     lines = ["## Citation", "", "### BibTeX", ""]
     for names, citation in data.citations.items():
-        lines += [f"#### {names}", "", _code_block(citation.strip(), "bibtex"), ""]
+        lines += [f"#### {names}", "", code_block(citation.strip(), "bibtex"), ""]
     return lines
-
-
-def _code_block(text: str, language: str, prefix: str = "") -> str:
-    return _indent(f"```{language}\n{text}\n```", prefix)
-
-
-def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line if line else line for line in text.splitlines())
 
 
 def write_model_card(

@@ -1,4 +1,4 @@
-"""Trainer callbacks that give ``model.fit`` the pre-v3 behaviour on top of SentenceTransformerTrainer.
+"""Trainer callbacks that give the legacy ``model.fit`` of every kind its pre-v3 behaviour on top of the trainer.
 
 Kept apart from fit_mixin so that ``import embedforge`` does not load transformers' trainer machinery.
 """
