@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from tqdm.autonotebook import trange
 
 from embedforge._internal.local_path import require_local_dir
-from embedforge.base.model import BaseModel, check_texts, pick_device
-from embedforge.base.modules.registry import load_modules
+from embedforge.base.model import MODEL_CONFIG_FILE, BaseModel, check_texts, pick_device
+from embedforge.base.modules.registry import load_modules, read_json
 from embedforge.base.modules.transformer import Transformer
 from embedforge.cross_encoder.fit_mixin import FitMixin
 from embedforge.cross_encoder.model_card import CrossEncoderModelCardData, write_model_card
@@ -114,9 +114,15 @@ class CrossEncoder(BaseModel, FitMixin):
                 "config_kwargs": config_kwargs,
                 "trust_remote_code": trust_remote_code,
             }
-            if os.path.isfile(os.path.join(folder, "modules.json")):
+            has_modules = os.path.isfile(os.path.join(folder, "modules.json"))
+            saved_type = _saved_model_type(folder) if has_modules else None
+            if has_modules and saved_type == self.model_type:
                 modules, saved_activation = self._load_folder(folder, load_kwargs)
             elif os.path.isfile(os.path.join(folder, "config.json")):
+                if has_modules:
+                    # Another kind's folder (e.g. a SentenceTransformer): its transformer gets a fresh
+                    # classification head, and its other modules, prompts and settings are left out.
+                    logger.warning("Converting %s model %s to %s.", saved_type, folder, self.model_type)
                 modules = [
                     Transformer(
                         folder,
@@ -433,6 +439,13 @@ def _apply_legacy_arguments(
     if legacy_kwargs:
         raise InvalidArgumentError(f"CrossEncoder() got unexpected keyword arguments {sorted(legacy_kwargs)}")
     return model_name_or_path
+
+
+def _saved_model_type(folder: str) -> str:
+    """The model kind a sentence-transformers folder was saved as; folders from before the key are embedding models."""
+    path = os.path.join(folder, MODEL_CONFIG_FILE)
+    config = read_json(path, dict) if os.path.isfile(path) else {}
+    return str(config.get("model_type") or "SentenceTransformer")
 
 
 def _renamed_input(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:

@@ -12,6 +12,7 @@ from .deprecated import (
     CERerankingEvaluator,
     CESoftmaxAccuracyEvaluator,
 )
+from .nano_beir import CrossEncoderNanoBEIREvaluator
 from .reranking import CrossEncoderRerankingEvaluator
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "CESoftmaxAccuracyEvaluator",
     "CrossEncoderClassificationEvaluator",
     "CrossEncoderCorrelationEvaluator",
+    "CrossEncoderNanoBEIREvaluator",
     "CrossEncoderRerankingEvaluator",
 ]

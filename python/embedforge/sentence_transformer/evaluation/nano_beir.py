@@ -9,17 +9,23 @@ holding one subfolder per dataset, or a mapping from dataset name to folder), el
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 from tqdm import tqdm
 
+from embedforge.base.evaluation.beir import (
+    DATA_DIR_ENV,
+    DATASET_NAME_TO_HUMAN_READABLE,
+    DatasetNameType,
+    find_dataset_folder,
+    load_beir_folder,
+    validate_dataset_names,
+)
 from embedforge.base.evaluation.evaluator import BaseEvaluator, epoch_text
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util.similarity import SimilarityFunction
@@ -27,42 +33,6 @@ from embedforge.util.similarity import SimilarityFunction
 from .information_retrieval import InformationRetrievalEvaluator, RetrievalCsvColumns
 
 logger = logging.getLogger(__name__)
-
-#: Environment variable naming the folder that holds the NanoBEIR datasets.
-DATA_DIR_ENV = "EMBEDFORGE_NANOBEIR_DIR"
-
-DatasetNameType = Literal[
-    "climatefever",
-    "dbpedia",
-    "fever",
-    "fiqa2018",
-    "hotpotqa",
-    "msmarco",
-    "nfcorpus",
-    "nq",
-    "quoraretrieval",
-    "scidocs",
-    "arguana",
-    "scifact",
-    "touche2020",
-]
-
-#: Short dataset name -> the name used in metric keys (after "Nano").
-DATASET_NAME_TO_HUMAN_READABLE = {
-    "climatefever": "ClimateFEVER",
-    "dbpedia": "DBPedia",
-    "fever": "FEVER",
-    "fiqa2018": "FiQA2018",
-    "hotpotqa": "HotpotQA",
-    "msmarco": "MSMARCO",
-    "nfcorpus": "NFCorpus",
-    "nq": "NQ",
-    "quoraretrieval": "QuoraRetrieval",
-    "scidocs": "SCIDOCS",
-    "arguana": "ArguAna",
-    "scifact": "SciFact",
-    "touche2020": "Touche2020",
-}
 
 
 class NanoBEIREvaluator(RetrievalCsvColumns, BaseEvaluator):
@@ -239,56 +209,10 @@ class NanoBEIREvaluator(RetrievalCsvColumns, BaseEvaluator):
 
     def _dataset_folder(self, dataset_name: str) -> str:
         """The local folder of ``dataset_name``, or an error naming every place that was looked at."""
-        short = dataset_name.lower()
-        human = DATASET_NAME_TO_HUMAN_READABLE[short]
-        if isinstance(self.data_dir, Mapping):
-            for key in (dataset_name, short, human, f"Nano{human}"):
-                if key in self.data_dir:
-                    folder = os.fspath(self.data_dir[key])
-                    if not os.path.isdir(folder):
-                        raise InvalidArgumentError(
-                            f"invalid value for `data_dir[{key!r}]`: {folder!r} is not a folder; expected a BEIR-format "
-                            "folder with corpus.jsonl, queries.jsonl and qrels/test.tsv"
-                        )
-                    return folder
-            raise InvalidArgumentError(
-                f"invalid value for `data_dir`: it has no folder for dataset {dataset_name!r} "
-                f"(looked for the keys {[dataset_name, short, human, f'Nano{human}']}); it has {list(self.data_dir)}"
-            )
-
-        if self.data_dir is not None:
-            root, source = os.fspath(self.data_dir), "data_dir"
-        elif os.environ.get(DATA_DIR_ENV):
-            root, source = os.environ[DATA_DIR_ENV], f"the environment variable {DATA_DIR_ENV}"
-        elif os.path.isdir(self.dataset_id):
-            root, source = self.dataset_id, "dataset_id"
-        else:
-            raise InvalidArgumentError(
-                f"NanoBEIR dataset {dataset_name!r} has no local folder: embedforge never downloads, and "
-                f"dataset_id={self.dataset_id!r} is not a local folder. Pass data_dir= (a folder with one BEIR-format "
-                f"subfolder per dataset, e.g. {short}/, or a dict dataset name -> folder) or set {DATA_DIR_ENV}."
-            )
-        candidates = [os.path.join(root, name) for name in dict.fromkeys((dataset_name, short, f"Nano{human}", human))]
-        for folder in candidates:
-            if os.path.isdir(folder):
-                return folder
-        raise InvalidArgumentError(
-            f"NanoBEIR dataset {dataset_name!r} was not found under {root!r} (from {source}): looked for {candidates}. "
-            f"Each dataset needs a BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); set data_dir= "
-            f"or {DATA_DIR_ENV} to the folder that holds them."
-        )
+        return find_dataset_folder(dataset_name, self.data_dir, self.dataset_id)
 
     def _validate_dataset_names(self) -> None:
-        if len(self.dataset_names) == 0:
-            raise InvalidArgumentError(
-                "invalid value for `dataset_names`: it is empty; use None to evaluate on every NanoBEIR dataset"
-            )
-        unknown = [name for name in self.dataset_names if name.lower() not in DATASET_NAME_TO_HUMAN_READABLE]
-        if unknown:
-            raise InvalidArgumentError(
-                f"invalid value for `dataset_names`: {unknown} are not NanoBEIR datasets; "
-                f"expected names from {list(DATASET_NAME_TO_HUMAN_READABLE)}"
-            )
+        validate_dataset_names(self.dataset_names)
 
     def _prompts_per_dataset(self, argument: str, prompts: str | dict[str, str] | None) -> dict[str, str] | None:
         """One prompt for every dataset from a string; a dict must name every dataset."""
@@ -313,69 +237,6 @@ class NanoBEIREvaluator(RetrievalCsvColumns, BaseEvaluator):
             if getattr(self, key) is not None:
                 config[key] = getattr(self, key)
         return config
-
-
-def load_beir_folder(folder: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
-    """Read a BEIR-format folder into (corpus, queries, relevant_docs) keyed by string ids.
-
-    Texts come from the ``text`` field (titles are not prepended, as in NanoBEIR); empty texts are
-    skipped. ``qrels/test.tsv`` may start with a header row; rows with a score column keep only
-    scores above 0 (BEIR's graded relevance, where 0 means judged not relevant).
-    """
-    folder = os.fspath(folder)
-    corpus = _read_jsonl_texts(os.path.join(folder, "corpus.jsonl"))
-    queries = _read_jsonl_texts(os.path.join(folder, "queries.jsonl"))
-    qrels_path = os.path.join(folder, "qrels", "test.tsv")
-    if not os.path.isfile(qrels_path):
-        raise InvalidArgumentError(f"BEIR folder {folder!r} has no qrels/test.tsv; expected {qrels_path!r}")
-    relevant: dict[str, set[str]] = {}
-    with open(qrels_path, encoding="utf-8", newline="") as f:
-        for line_number, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) < 2:
-                raise InvalidArgumentError(
-                    f"{qrels_path}:{line_number}: expected query-id, corpus-id[, score] separated by tabs, got {row!r}"
-                )
-            query_id, corpus_id = row[0].strip(), row[1].strip()
-            score_text = row[2].strip() if len(row) > 2 else ""
-            if line_number == 1 and (query_id == "query-id" or (score_text and not _is_number(score_text))):
-                continue  # header row
-            if score_text:
-                if not _is_number(score_text):
-                    raise InvalidArgumentError(f"{qrels_path}:{line_number}: score {score_text!r} is not a number")
-                if float(score_text) <= 0:
-                    continue
-            relevant.setdefault(query_id, set()).add(corpus_id)
-    return corpus, queries, relevant
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_jsonl_texts(path: str) -> dict[str, str]:
-    """``{_id: text}`` from a BEIR JSON-lines file, skipping empty texts."""
-    if not os.path.isfile(path):
-        raise InvalidArgumentError(f"BEIR file {path!r} does not exist; expected a JSON-lines file with _id and text")
-    texts: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if "_id" not in record or "text" not in record:
-                raise InvalidArgumentError(
-                    f"{path}:{line_number}: expected the fields _id and text, got {sorted(record)}"
-                )
-            text = record["text"] or ""
-            if len(text) > 0:
-                texts[str(record["_id"])] = text
-    return texts
 
 
 __all__ = ["DATASET_NAME_TO_HUMAN_READABLE", "DATA_DIR_ENV", "NanoBEIREvaluator", "load_beir_folder"]
