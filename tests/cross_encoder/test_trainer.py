@@ -395,3 +395,25 @@ def test_fit_with_a_plain_torch_loss_evaluator_and_output_path(
     )
     assert seen and all(isinstance(score, float) for score, _, _ in seen)
     assert CrossEncoder(str(tmp_path / "best"), device="cpu").num_labels == 1
+
+
+def test_trained_folders_load_in_the_other_library(scorer_dir: Path, tmp_path: Path) -> None:
+    """A model trained and saved by either library predicts the same after loading in the other."""
+    pairs = list(zip(QUERIES[:6], NEGATIVES[:6]))
+    for library, other in (("embedforge", "sentence_transformers"), ("sentence_transformers", "embedforge")):
+        model_class, trainer_class, args_class, losses = library_parts(library)
+        model = model_class(str(scorer_dir), device="cpu")
+        trainer_class(
+            model=model,
+            args=quiet_args(args_class, tmp_path / library),
+            train_dataset=pair_dataset(),
+            loss=losses.BinaryCrossEntropyLoss(model),
+        ).train()
+        model.save(str(tmp_path / f"{library}-saved"))
+        reloaded = library_parts(other)[0](str(tmp_path / f"{library}-saved"), device="cpu")
+        np.testing.assert_allclose(
+            reloaded.predict(pairs, show_progress_bar=False),
+            model.predict(pairs, show_progress_bar=False),
+            rtol=1e-5,
+            atol=1e-6,
+        )
