@@ -401,3 +401,39 @@ def st_static(weights: Any) -> Any:
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding as StStatic
 
     return StModel(modules=[StStatic(word_level_tokenizer(), embedding_weights=weights.clone())], device="cpu")
+
+
+def run_torchrun(script_text: str, tmp_path: Path, timeout: int = 240) -> None:
+    """Run ``script_text`` under ``torchrun --nproc_per_node 2`` (CPU, gloo) with ``tmp_path / "out"`` as its argument.
+
+    Skips when torchrun is missing, too slow on this machine, or cannot bind its rendezvous port;
+    fails with the processes' output otherwise.
+    """
+    import shutil
+    import subprocess
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not available")
+    script = tmp_path / "train_ddp.py"
+    script.write_text(script_text, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        str(script),
+        str(tmp_path / "out"),
+    ]
+    try:
+        result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.skip("torchrun did not finish in time on this machine")
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and ("Address already in use" in output or "EADDRINUSE" in output):
+        pytest.skip("torchrun could not bind its rendezvous port")
+    assert result.returncode == 0, output[-4000:]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +10,8 @@ import pytest
 
 pytest.importorskip("datasets")
 pytest.importorskip("accelerate")
+
+from conftest import run_torchrun
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -64,31 +62,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_torchrun_two_processes_train_and_save_a_loadable_model(tmp_path: Path) -> None:
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
-    if torchrun is None:
-        pytest.skip("torchrun is not available")
-    script = tmp_path / "train_ddp.py"
-    script.write_text(SCRIPT.format(tests_dir=str(TESTS_DIR)), encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [
-        torchrun,
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-        str(script),
-        str(tmp_path / "out"),
-    ]
-    try:
-        result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=240, env=env)
-    except subprocess.TimeoutExpired:
-        pytest.skip("torchrun did not finish in time on this machine")
-    output = result.stdout + result.stderr
-    if result.returncode != 0 and ("Address already in use" in output or "EADDRINUSE" in output):
-        pytest.skip("torchrun could not bind its rendezvous port")
-    assert result.returncode == 0, output[-4000:]
+    run_torchrun(SCRIPT.format(tests_dir=str(TESTS_DIR)), tmp_path)
     # 64 rows, batch 8 per rank, 2 ranks -> 4 optimizer steps on each rank.
     results = {rank: (tmp_path / "out" / f"result-{rank}.txt").read_text(encoding="utf-8").split() for rank in (0, 1)}
     assert results[0][0] == "4" and results[1][0] == "4", results
