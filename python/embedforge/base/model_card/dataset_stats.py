@@ -171,8 +171,9 @@ def format_sample_value(value: Any) -> str:
 def describe_loss(loss: Any) -> dict[str, Any]:
     """The loss's class path and, when it has one, its configuration as indented JSON."""
     described: dict[str, Any] = {"fullname": fullname(loss)}
-    if hasattr(loss, "get_config_dict"):
-        config = {key: _describe_config_value(value) for key, value in loss.get_config_dict().items()}
+    config = {key: _describe_config_value(value) for key, value in getattr(loss, "get_config_dict", dict)().items()}
+    # An empty configuration shows nothing, as for a loss without one (a "{}" block says nothing).
+    if config:
         try:
             described["config_code"] = json.dumps(config, indent=4)
         except TypeError:
