@@ -197,12 +197,15 @@ class BaseTrainer(Trainer):
                     continue
                 if not isinstance(dataset, dict):
                     raise InvalidArgumentError(
-                        f"loss is a dict (keys {sorted(loss)}), so {split}_dataset must be a DatasetDict "
-                        f"(or dict of datasets) with the same names, got {type(dataset).__name__}"
+                        f"If the provided `loss` is a dict, then the `{split}_dataset` must be a `DatasetDict` "
+                        f"(or a dict of datasets) with the same names; got a {type(dataset).__name__}, and the loss "
+                        f"keys are {sorted(loss)}"
                     )
                 if missing := set(dataset) - set(loss):
                     raise InvalidArgumentError(
-                        f"{split}_dataset has datasets {sorted(missing)} without a loss; loss keys are {sorted(loss)}"
+                        f"If the provided `loss` is a dict, then all keys from the `{split}_dataset` dictionary must "
+                        f"occur in `loss` also. Currently, {sorted(missing)} occurs in `{split}_dataset` but not in "
+                        f"`loss` (loss keys: {sorted(loss)})"
                     )
         else:
             self.loss = self.prepare_loss(loss, self.model)

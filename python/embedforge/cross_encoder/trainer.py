@@ -70,8 +70,9 @@ class CrossEncoderTrainer(BaseTrainer):
             parts = dataset.values() if isinstance(dataset, dict) else [dataset]
             if any(_is_iterable_dataset(part) for part in parts):
                 raise InvalidArgumentError(
-                    f"{split}_dataset is an IterableDataset, which CrossEncoderTrainer cannot take: its batches are raw "
-                    "texts, which accelerate cannot split across processes. Convert it to a Dataset or DatasetDict."
+                    f"CrossEncoderTrainer does not support an IterableDataset for the `{split}_dataset`. Please "
+                    "convert the dataset to a `Dataset` or `DatasetDict` before passing it to the trainer: its "
+                    "batches are raw texts, which accelerate cannot split across processes."
                 )
         self._loss_keyword_support: dict[int, bool] = {}
         super().__init__(

@@ -230,7 +230,7 @@ def test_per_column_prompts_and_routes_are_rejected(argument: str, scorer_dir: P
 def test_iterable_datasets_are_rejected(scorer_dir: Path, tmp_path: Path) -> None:
     model = CrossEncoder(str(scorer_dir), device="cpu")
     streamed = pair_dataset().to_iterable_dataset()
-    with pytest.raises(InvalidArgumentError, match="train_dataset is an IterableDataset"):
+    with pytest.raises(InvalidArgumentError, match="does not support an IterableDataset for the `train_dataset`"):
         embedforge.CrossEncoderTrainer(
             model=model, args=quiet_args(embedforge.CrossEncoderTrainingArguments, tmp_path), train_dataset=streamed
         )
