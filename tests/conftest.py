@@ -204,6 +204,8 @@ TEST_EXTRA_MODULES = (
     "nltk",
     "yaml",
     "pandas",
+    "rank_bm25",
+    "bm25s",
 )
 #: Skip reasons that mean the oracle or the real data is missing.
 MISSING_REFERENCE_REASONS = (

@@ -1,5 +1,6 @@
 """Type stubs for the native module ``embedforge._core`` (built from rust/python)."""
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,6 +9,8 @@ import numpy.typing as npt
 from typing_extensions import final
 
 __all__ = [
+    "BM25Analyzer",
+    "BM25Index",
     "StaticModel",
     "Tokenizer",
     "__version__",
@@ -188,3 +191,77 @@ def no_duplicates_pass(
     drop_last: bool,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """One no-duplicates pass over ``order``: ``(rows int64, bounds int64)``."""
+
+@final
+class BM25Analyzer:
+    """How texts become BM25 terms: lowercased words, or the token ids of a ``tokenizer.json``."""
+
+    def __new__(
+        cls,
+        lowercase: bool = True,
+        stopwords: Sequence[str] | None = None,
+        tokenizer: str | os.PathLike[str] | None = None,
+    ) -> BM25Analyzer:
+        """Words (maximal runs of letters, digits and ``_``), or the ids of ``tokenizer`` (a
+        ``tokenizer.json`` or a folder holding one), with ``stopwords`` removed."""
+    @staticmethod
+    def english_stopwords() -> list[str]:
+        """The built-in English stop-word list."""
+    @property
+    def lowercase(self) -> bool:
+        """Whether texts and stop words are lowercased first."""
+    @property
+    def stopwords(self) -> list[str]:
+        """The stop words (sorted)."""
+    @property
+    def has_tokenizer(self) -> bool:
+        """Whether the terms are a tokenizer's token ids."""
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """The terms of every text, stop words removed (words, or token strings)."""
+
+@final
+class BM25Index:
+    """An Okapi BM25 index over a corpus of texts."""
+
+    @staticmethod
+    def build(
+        corpus: Sequence[str],
+        analyzer: BM25Analyzer,
+        k1: float = 1.5,
+        b: float = 0.75,
+        method: str = "lucene",
+    ) -> BM25Index:
+        """Index ``corpus`` (one document per text) in parallel."""
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> BM25Index:
+        """Load an index folder written by ``save``."""
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index into the folder ``path``, atomically."""
+    def search(self, queries: Sequence[str], k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The best ``min(k, num_docs)`` documents per query: ``(ids int64 [q, k'], scores float32
+        [q, k'])``, best first, ties to the lower id."""
+    def get_scores(self, query: str) -> npt.NDArray[np.float32]:
+        """Every document's score for ``query``: float32 ``[num_docs]``."""
+    @property
+    def analyzer(self) -> BM25Analyzer:
+        """The analyzer documents and queries go through."""
+    @property
+    def k1(self) -> float:
+        """Term-frequency saturation ``k1``."""
+    @property
+    def b(self) -> float:
+        """Length normalisation ``b``."""
+    @property
+    def method(self) -> str:
+        """``"lucene"`` or ``"okapi"``."""
+    @property
+    def num_docs(self) -> int:
+        """Number of documents."""
+    @property
+    def num_terms(self) -> int:
+        """Number of term ids (distinct words, or the tokenizer's vocabulary size)."""
+    @property
+    def avg_doc_length(self) -> float:
+        """Mean document length in terms."""
+    def __len__(self) -> int:
+        """Number of documents."""

@@ -56,6 +56,10 @@ class ModelFormatError(EmbedforgeError, ValueError):
     """A model folder exists but its files are corrupt or do not agree with each other."""
 
 
+class NotIndexedError(EmbedforgeError, RuntimeError):
+    """An index (e.g. ``BM25``) was searched, scored or saved before it was given a corpus."""
+
+
 class TokenizerError(EmbedforgeError, ValueError):
     """A tokenizer could not be loaded or could not encode its input."""
 
@@ -70,5 +74,6 @@ __all__ = [
     "InvalidArgumentError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "NotIndexedError",
     "TokenizerError",
 ]

@@ -184,7 +184,9 @@ def test_reserved_column_names_and_missing_losses_are_rejected(tmp_path: Path) -
         SentenceTransformerTrainer(
             model=model, args=make_args(tmp_path), train_dataset=reserved, loss=MultipleNegativesRankingLoss(model)
         )
-    with pytest.raises(InvalidArgumentError, match=r"Currently, \['other'\] occurs in `train_dataset` but not in `loss`"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"Currently, \['other'\] occurs in `train_dataset` but not in `loss`"
+    ):
         SentenceTransformerTrainer(
             model=model,
             args=make_args(tmp_path),

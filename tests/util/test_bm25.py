@@ -4,7 +4,6 @@ method; the analyzers (words, stop words, tokenizer.json), save/load, and its er
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import re
@@ -23,11 +22,12 @@ from embedforge.exceptions import (
     InvalidArgumentError,
     ModelFormatError,
     ModelNotFoundError,
+    NotIndexedError,
     TokenizerError,
 )
 from embedforge.util import BM25
 from embedforge.util.bm25 import BM25 as BM25FromModule
-from embedforge.util.bm25 import NotIndexedError, english_stopwords
+from embedforge.util.bm25 import english_stopwords
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
@@ -42,14 +42,8 @@ QUERIES = ["the world", "time people people", "snake_case 42", "unknown words on
 
 
 def reference_module(name: str) -> ModuleType:
-    """A reference implementation from the test extra; skipped when absent, a failure under CI=true
-    (tests/conftest.py's rule for test-extra oracles)."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: the reference {name} must be installed (it is in the test extra)")
-        pytest.skip(f"{name} is not installed (it is in the test extra)")
+    """A reference implementation from the test extra (skipped when absent; a failure under CI=true, by conftest's rule)."""
+    return pytest.importorskip(name)
 
 
 def words(text: str) -> list[str]:

@@ -8,6 +8,7 @@ Each submodule mirrors the sentence-transformers file of the same name; new help
 
 from __future__ import annotations
 
+from .bm25 import BM25
 from .community import community_detection
 from .dataset import resolve_ids
 from .distributed import all_gather, all_gather_padded, all_gather_with_grad, get_rank, get_world_size
@@ -57,6 +58,7 @@ from .tensor import (
 )
 
 __all__ = [
+    "BM25",
     "LoggingHandler",
     "SimilarityFunction",
     "_convert_to_batch",

@@ -5,10 +5,13 @@
 //!   [`length_order`] for length bucketing.
 //! - [`embedding_bag_mean`], [`embed_static`] and [`StaticModel`]: static-embedding inference
 //!   (sentence-transformers `StaticEmbedding` and model2vec folders).
+//! - [`Bm25Index`]: Okapi BM25 lexical search (parallel indexing, top-k queries, save/load),
+//!   with an [`Analyzer`] of words or of a `tokenizer.json`.
 //! - [`set_num_threads`] / [`num_threads`] / [`mark_forked`]: one thread cap for all of it.
 //!
 //! The crate has no Python dependency; the `embedforge-python` crate wraps it.
 
+mod bm25;
 mod error;
 mod metrics;
 mod parallel;
@@ -19,6 +22,7 @@ mod static_embedding;
 mod tokenize;
 mod weights;
 
+pub use bm25::{Analyzer, Bm25Index, Bm25Method, Bm25Params, ENGLISH_STOP_WORDS};
 pub use error::{Error, Result};
 pub use metrics::{retrieval_metrics, RetrievalCutoffs, RetrievalMetrics};
 pub use parallel::{is_forked, mark_forked, num_threads, set_num_threads, NUM_THREADS_ENV};

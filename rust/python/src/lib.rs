@@ -3,6 +3,7 @@
 //! Every function here converts its arguments, releases the GIL through [`convert::detached`]
 //! for the actual work, and converts the result back; the logic lives in `embedforge`.
 
+mod bm25;
 mod convert;
 mod errors;
 mod metrics;
@@ -27,6 +28,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<static_model::PyStaticModel>()?;
+    m.add_class::<bm25::PyBm25Analyzer>()?;
+    m.add_class::<bm25::PyBm25Index>()?;
     m.add_function(wrap_pyfunction!(tokenizer::length_order, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer::tokenizer_from_state, m)?)?;
     m.add_function(wrap_pyfunction!(static_model::embedding_bag_mean, m)?)?;

@@ -14,9 +14,10 @@
 mod distance;
 mod panel;
 mod quantized;
-mod scan;
+// `scan` and `select` are crate-visible so that other scorers (bm25) reuse the same top-k selection.
+pub(crate) mod scan;
 mod screened;
-mod select;
+pub(crate) mod select;
 
 use std::str::FromStr;
 
