@@ -1,9 +1,11 @@
-"""CrossEncoder: scores text pairs jointly with a sequence-classification transformer.
+"""CrossEncoder: scores text pairs jointly with a sequence-classification transformer, or with a
+causal language model's "yes"/"no" logits (a LogitScore reranker).
 
 Loads and saves the folder layouts of sentence-transformers' CrossEncoder: its own
-(``modules.json`` with a Transformer whose task is ``sequence-classification``, and
-``config_sentence_transformers.json`` naming the activation function) and a plain transformers
-sequence-classification folder (as older releases saved, with the activation in ``config.json``).
+(``modules.json`` with a Transformer whose task is ``sequence-classification`` or
+``text-generation``, and ``config_sentence_transformers.json`` naming the activation function) and a
+plain transformers folder: a sequence-classification model (as older releases saved, with the
+activation in ``config.json``), or a ``*ForCausalLM`` model, which scores with LogitScore.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from embedforge.base.modules.registry import load_modules, read_json
 from embedforge.base.modules.transformer import Transformer
 from embedforge.cross_encoder.fit_mixin import FitMixin
 from embedforge.cross_encoder.model_card import CrossEncoderModelCardData, write_model_card
+from embedforge.cross_encoder.modules.logit_score import LogitScore
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
 from embedforge.util.misc import fullname, import_from_string
 
@@ -123,15 +126,15 @@ class CrossEncoder(BaseModel, FitMixin):
                     # Another kind's folder (e.g. a SentenceTransformer): its transformer gets a fresh
                     # classification head, and its other modules, prompts and settings are left out.
                     logger.warning("Converting %s model %s to %s.", saved_type, folder, self.model_type)
-                modules = [
-                    Transformer(
-                        folder,
-                        transformer_task="sequence-classification",
-                        model_kwargs=load_kwargs["model_kwargs"],
-                        tokenizer_kwargs=processor_kwargs,
-                        config_kwargs=config_kwargs,
-                    )
-                ]
+                causal = _is_causal_lm(folder)
+                transformer = Transformer(
+                    folder,
+                    transformer_task="text-generation" if causal else "sequence-classification",
+                    model_kwargs=load_kwargs["model_kwargs"],
+                    tokenizer_kwargs=processor_kwargs,
+                    config_kwargs=config_kwargs,
+                )
+                modules = [transformer, _yes_no_logit_score(transformer, folder)] if causal else [transformer]
             else:
                 raise ModelFormatError(
                     f"{folder!r} has neither modules.json (a sentence-transformers model) "
@@ -150,6 +153,7 @@ class CrossEncoder(BaseModel, FitMixin):
     def _load_folder(self, folder: str, load_kwargs: dict[str, Any]) -> tuple[OrderedDict, str | None]:
         """The modules of a sentence-transformers CrossEncoder folder, and its saved activation path."""
         activation = self._read_model_config(folder).get("activation_fn")
+        # The task of a Transformer whose saved config names none (the saved one wins, e.g. text-generation).
         task: dict[type, dict[str, Any]] = {Transformer: {"transformer_task": "sequence-classification"}}
         modules, self.module_kwargs = load_modules(folder, load_kwargs, extra_options=task)
         return modules, activation
@@ -207,7 +211,9 @@ class CrossEncoder(BaseModel, FitMixin):
 
     @property
     def num_labels(self) -> int:
-        """Scores per pair: 1 for a relevance score, more for classification logits."""
+        """Scores per pair: 1 for a relevance score (and for a LogitScore reranker), more for classification logits."""
+        if any(isinstance(module, LogitScore) for module in self._modules.values()):
+            return 1
         config = self.config
         return 1 if config is None else int(config.num_labels)
 
@@ -446,6 +452,33 @@ def _saved_model_type(folder: str) -> str:
     path = os.path.join(folder, MODEL_CONFIG_FILE)
     config = read_json(path, dict) if os.path.isfile(path) else {}
     return str(config.get("model_type") or "SentenceTransformer")
+
+
+def _is_causal_lm(folder: str) -> bool:
+    """Whether a plain transformers folder holds a causal language model (``*ForCausalLM``), which a
+    CrossEncoder scores by its next-token logits, as sentence-transformers does."""
+    architectures = read_json(os.path.join(folder, "config.json"), dict).get("architectures") or []
+    return isinstance(architectures, list) and bool(architectures) and str(architectures[0]).endswith("ForCausalLM")
+
+
+def _yes_no_logit_score(transformer: Transformer, folder: str) -> LogitScore:
+    """LogitScore with the ids of "yes" (relevant) and "no" (not), the default of a causal-LM reranker."""
+    tokenizer = transformer.tokenizer
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in ("yes", "no")}
+    unk_id = getattr(tokenizer, "unk_token_id", None)
+    # A tokenizer with an unknown token maps a missing token to it; sentence-transformers only catches
+    # tokenizers without one, and would otherwise score with the unknown token's logit.
+    missing = [
+        token for token, token_id in ids.items() if token_id is None or (unk_id is not None and token_id == unk_id)
+    ]
+    if missing:
+        raise ModelFormatError(
+            f"The tokenizer in {folder!r} does not have 'yes' and/or 'no' tokens (missing: {missing}), which are "
+            "used as the default true/false tokens for the LogitScore post-processing module. Please provide "
+            "custom modules with your desired LogitScore configuration, or use a model with a tokenizer that "
+            "supports these tokens."
+        )
+    return LogitScore(true_token_id=ids["yes"], false_token_id=ids["no"])
 
 
 def _renamed_input(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:

@@ -30,6 +30,7 @@ MODULE_CLASS_PATHS: dict[str, str] = {
     "Dropout": "embedforge.sentence_transformer.modules.dropout",
     "LSTM": "embedforge.sentence_transformer.modules.lstm",
     "LayerNorm": "embedforge.sentence_transformer.modules.layer_norm",
+    "LogitScore": "embedforge.cross_encoder.modules.logit_score",
     "Normalize": "embedforge.base.modules.normalize",
     "Pooling": "embedforge.sentence_transformer.modules.pooling",
     "Router": "embedforge.base.modules.router",

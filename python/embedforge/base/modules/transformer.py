@@ -1,7 +1,9 @@
-"""Transformer: a Hugging Face model producing token embeddings (or a cross-encoder's scores), tokenised in Rust."""
+"""Transformer: a Hugging Face model producing token embeddings (or a cross-encoder's scores or next-token
+logits), tokenised in Rust."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,12 +38,22 @@ LEGACY_CONFIG_NAMES = (
 TASK_OUTPUTS: dict[str, tuple[str, str]] = {
     "feature-extraction": ("last_hidden_state", "token_embeddings"),
     "sequence-classification": ("logits", "scores"),
+    "text-generation": ("logits", "causal_logits"),
 }
+#: Tasks whose model reads the last position, so inputs are padded on the left.
+CAUSAL_TASKS = frozenset({"text-generation"})
 
 
 class Transformer(InputModule):
-    """Wrap a local Hugging Face transformer; outputs ``token_embeddings`` (the last hidden state), or
-    ``scores`` (the logits) when ``transformer_task="sequence-classification"``."""
+    """Wrap a local Hugging Face transformer; outputs ``token_embeddings`` (the last hidden state),
+    ``scores`` (the logits) when ``transformer_task="sequence-classification"``, or ``causal_logits``
+    (next-token logits of a causal language model, for a reranker's LogitScore) when
+    ``transformer_task="text-generation"``.
+
+    For text generation the tokenizer pads on the left, so every row ends in a real token, and the
+    model computes logits for the last ``logits_to_keep`` positions only (default 1, 0 for all),
+    set with ``processing_kwargs={"text": {"logits_to_keep": n}}``.
+    """
 
     config_file_name: ClassVar[str] = "sentence_bert_config.json"
     config_keys: ClassVar[list[str]] = ["max_seq_length", "do_lower_case"]
@@ -63,6 +75,9 @@ class Transformer(InputModule):
         processor_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
+        modality_config: dict[str, Any] | None = None,
+        module_output_name: str | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
         **unused_config: Any,
     ) -> None:
         super().__init__()
@@ -73,6 +88,15 @@ class Transformer(InputModule):
                 f"transformer_task={transformer_task!r} is not supported; expected one of {sorted(TASK_OUTPUTS)}"
             )
         self.transformer_task = transformer_task
+        self.module_output_name = TASK_OUTPUTS[transformer_task][1]
+        self.processing_kwargs: dict[str, Any] = {}
+        if transformer_task in CAUSAL_TASKS:
+            _check_causal_modality_config(modality_config)
+            if module_output_name is not None:
+                if not isinstance(module_output_name, str) or not module_output_name:
+                    raise InvalidArgumentError(f"module_output_name={module_output_name!r}; expected a feature name")
+                self.module_output_name = module_output_name
+            self.processing_kwargs = _checked_processing_kwargs(processing_kwargs, "processing_kwargs")
         model_dir = require_local_dir(model_name_or_path, "model_name_or_path")
         tokenizer_dir = require_local_dir(tokenizer_name_or_path or model_name_or_path, "tokenizer_name_or_path")
         model_kwargs = {**(model_args or {}), **(model_kwargs or {})}
@@ -104,6 +128,10 @@ class Transformer(InputModule):
                 if not any(name.endswith("ForSequenceClassification") for name in architectures):
                     # A bare encoder turned into a cross-encoder scores with one label unless told otherwise.
                     config.num_labels = 1
+            if transformer_task in CAUSAL_TASKS and hasattr(config, "use_cache"):
+                # Scoring and training never decode, so a key/value cache is only memory spent;
+                # sentence-transformers turns it off the same way unless config_kwargs asks for it.
+                config.use_cache = bool(config_kwargs.get("use_cache", False))
             self.auto_model: PreTrainedModel = _load_model(model_dir, config, model_kwargs, transformer_task)
         except OSError as error:
             raise ModelFormatError(f"Cannot load the transformer in {model_dir!r}: {error}") from error
@@ -119,6 +147,19 @@ class Transformer(InputModule):
             self.hf_tokenizer.model_max_length = min(self.hf_tokenizer.model_max_length, max_positions)
         if do_lower_case:
             _add_lowercase(self.hf_tokenizer)
+        self._forwards_logits_to_keep = False
+        if transformer_task in CAUSAL_TASKS:
+            if modality_config is None and getattr(self.hf_tokenizer, "chat_template", None):
+                raise ModelFormatError(
+                    f"The tokenizer in {tokenizer_dir!r} has a chat template: sentence-transformers renders "
+                    "each input of a text-generation Transformer through it, which embedforge does not support "
+                    "yet. To score the plain text instead (as a folder saved with a text-only modality_config "
+                    "does), pass modality_config={'text': {'method': 'forward', 'method_output_name': 'logits'}} "
+                    "to Transformer"
+                )
+            # The score is read at the last position, which must be a real token in every row.
+            self.hf_tokenizer.padding_side = "left"
+            self._forwards_logits_to_keep = "logits_to_keep" in inspect.signature(self.auto_model.forward).parameters
         self._rust_tokenizer = _rust_tokenizer_for(self.hf_tokenizer)
         self._special_ids = set(getattr(self.hf_tokenizer, "all_special_ids", []))
         self._prompt_lengths: dict[tuple[str, int | None], int] = {}
@@ -175,11 +216,22 @@ class Transformer(InputModule):
         """Tokenise a batch of texts or text pairs into padded tensors."""
         return self.preprocess(list(texts), prompt=kwargs.get("prompt"))
 
-    def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Tokenise ``inputs`` (texts or text pairs), prepending ``prompt``, into model inputs."""
+    def preprocess(
+        self,
+        inputs: list[Any],
+        prompt: str | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Tokenise ``inputs`` (texts or text pairs), prepending ``prompt``, into model inputs.
+
+        For text generation, ``processing_kwargs={"text": {"logits_to_keep": n}}`` overrides the
+        module's setting for this call.
+        """
         firsts, seconds = _split_pairs(inputs)
         max_length = self._truncation_length()
         if self._rust_tokenizer is not None:
+            self._sync_padding_side()
             arrays = self._rust_tokenizer.encode_padded(
                 firsts, pairs=seconds, max_length=max_length, prompt=prompt or None
             )
@@ -201,7 +253,25 @@ class Transformer(InputModule):
             length = self._prompt_length(prompt, max_length)
             if length:
                 features["prompt_length"] = length
+        if self.transformer_task in CAUSAL_TASKS:
+            _check_left_padded(features.get("attention_mask"))
+            call_kwargs = _checked_processing_kwargs(processing_kwargs, "processing_kwargs")
+            text_kwargs = {**self.processing_kwargs.get("text", {}), **call_kwargs.get("text", {})}
+            features["logits_to_keep"] = text_kwargs.get("logits_to_keep", 1)
         return features
+
+    def _sync_padding_side(self) -> None:
+        """Follow a change of the Hugging Face tokenizer's ``padding_side`` since the Rust copy was made,
+        so both tokenisers pad alike (and a causal model's check sees what the user asked for)."""
+        rust = self._rust_tokenizer
+        padding_left = getattr(self.hf_tokenizer, "padding_side", "right") == "left"
+        if rust is not None and padding_left != rust.padding_left:
+            pad_id = self.hf_tokenizer.pad_token_id
+            rust.set_padding(
+                pad_id=0 if pad_id is None else int(pad_id),
+                pad_type_id=int(getattr(self.hf_tokenizer, "pad_token_type_id", 0) or 0),
+                padding_left=padding_left,
+            )
 
     def _input_names(self) -> list[str]:
         return list(getattr(self.hf_tokenizer, "model_input_names", ["input_ids", "attention_mask"]))
@@ -220,9 +290,17 @@ class Transformer(InputModule):
     # -- forward and persistence -----------------------------------------------------------------
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Run the model: its last hidden state becomes ``token_embeddings`` (feature extraction), or
-        its logits ``scores`` (sequence classification, as a cross-encoder uses it)."""
-        inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
+        """Run the model: its last hidden state becomes ``token_embeddings`` (feature extraction), its
+        logits ``scores`` (sequence classification, as a cross-encoder uses it), or its next-token logits
+        ``causal_logits`` (text generation), of shape ``(batch, logits_to_keep or positions, vocab)``."""
+        inputs: dict[str, Any] = {
+            key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features
+        }
+        if self.transformer_task in CAUSAL_TASKS:
+            if self._forwards_logits_to_keep:
+                inputs["logits_to_keep"] = features.get("logits_to_keep", 1)
+            features[self.module_output_name] = self.auto_model(**inputs, return_dict=True).logits
+            return features
         output = self.auto_model(**inputs, return_dict=True)
         if self.transformer_task == "sequence-classification":
             features["scores"] = output.logits
@@ -243,7 +321,11 @@ class Transformer(InputModule):
             method_output_name, module_output_name = TASK_OUTPUTS[self.transformer_task]
             config["transformer_task"] = self.transformer_task
             config["modality_config"] = {"text": {"method": "forward", "method_output_name": method_output_name}}
-            config["module_output_name"] = module_output_name
+            config["module_output_name"] = (
+                self.module_output_name if self.transformer_task in CAUSAL_TASKS else module_output_name
+            )
+        if self.processing_kwargs:
+            config["processing_kwargs"] = self.processing_kwargs
         return config
 
     def save(
@@ -274,7 +356,8 @@ class Transformer(InputModule):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
-        """Load from a saved module folder; ``model_kwargs``/``tokenizer_kwargs``/``config_kwargs`` override."""
+        """Load from a saved module folder; ``model_kwargs``/``tokenizer_kwargs``/``config_kwargs`` override,
+        and ``transformer_task`` is the task when the saved config names none."""
         folder = os.path.join(model_name_or_path, subfolder)
         config = cls.load_config(model_name_or_path, subfolder)
         for key in (
@@ -285,16 +368,21 @@ class Transformer(InputModule):
         ):
             if kwargs.get(key):
                 config[key] = {**config.get(key, {}), **kwargs[key]}
-        # sentence-transformers 6 keys that describe multimodal routing: for text they follow from the task.
-        for key in (
-            "modality_config",
-            "module_output_name",
-            "processing_kwargs",
-            "unpad_inputs",
-        ):
-            config.pop(key, None)
-        if "transformer_task" in kwargs:
-            config["transformer_task"] = kwargs["transformer_task"]
+        if kwargs.get("transformer_task") is not None:
+            config.setdefault("transformer_task", kwargs["transformer_task"])
+        task = config.get("transformer_task", "feature-extraction")
+        if task in CAUSAL_TASKS:
+            # A folder saved before sentence-transformers recorded modality_config read plain text,
+            # whatever chat template its tokenizer has; __init__ checks what a saved one asks for.
+            method_output_name, _ = TASK_OUTPUTS[task]
+            config.setdefault(
+                "modality_config", {"text": {"method": "forward", "method_output_name": method_output_name}}
+            )
+            config.pop("unpad_inputs", None)
+        else:
+            # sentence-transformers 6 keys that describe multimodal routing: for text they follow from the task.
+            for key in ("modality_config", "module_output_name", "processing_kwargs", "unpad_inputs"):
+                config.pop(key, None)
         return cls(folder, **config)
 
     def __repr__(self) -> str:
@@ -305,16 +393,72 @@ def _load_model(
     model_dir: str, config: PretrainedConfig, model_kwargs: dict[str, Any], transformer_task: str
 ) -> PreTrainedModel:
     """Load the encoder (encoder-decoder T5 models keep only their encoder, as sentence-transformers
-    does), or the sequence-classification model for a cross-encoder."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, T5Config, T5EncoderModel
+    does), the sequence-classification model for a cross-encoder, or the causal language model
+    (with its LM head) for a text-generation reranker."""
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        T5Config,
+        T5EncoderModel,
+    )
 
     if transformer_task == "sequence-classification":
         return AutoModelForSequenceClassification.from_pretrained(
             model_dir, config=config, local_files_only=True, **model_kwargs
         )
+    if transformer_task == "text-generation":
+        return AutoModelForCausalLM.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)
     if isinstance(config, T5Config):
         return T5EncoderModel.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)
     return AutoModel.from_pretrained(model_dir, config=config, local_files_only=True, **model_kwargs)
+
+
+def _check_causal_modality_config(modality_config: Any) -> None:
+    """A text-generation Transformer reads plain text through ``forward``'s logits; anything else (chat
+    messages, images) is sentence-transformers' multimodal routing, which embedforge does not have."""
+    if modality_config is None:
+        return
+    text = modality_config.get("text") if isinstance(modality_config, dict) else None
+    if (
+        not isinstance(text, dict)
+        or set(modality_config) != {"text"}
+        or text.get("method", "forward") != "forward"
+        or text.get("method_output_name") not in ("logits", ["logits"], ("logits",))
+    ):
+        raise ModelFormatError(
+            f"modality_config={modality_config!r} is not supported for transformer_task='text-generation'; "
+            "expected {'text': {'method': 'forward', 'method_output_name': 'logits'}} (plain text inputs; "
+            "chat-message and multimodal inputs are not supported yet)"
+        )
+
+
+def _checked_processing_kwargs(value: Any, name: str) -> dict[str, Any]:
+    """``{"text": {"logits_to_keep": n}}`` (or empty): the one processing option of a causal Transformer."""
+    if value is None:
+        return {}
+    text = value.get("text", {}) if isinstance(value, dict) else None
+    if not isinstance(text, dict) or set(value) - {"text"} or set(text) - {"logits_to_keep"}:
+        raise InvalidArgumentError(
+            f"{name}={value!r}: embedforge's text-generation Transformer takes only "
+            "{'text': {'logits_to_keep': n}}; other tokenizer or chat-template options are not supported"
+        )
+    keep = text.get("logits_to_keep", 1)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise InvalidArgumentError(
+            f"{name}['text']['logits_to_keep']={keep!r}; expected a non-negative integer (0 keeps every position)"
+        )
+    return {"text": dict(text)} if text else {}
+
+
+def _check_left_padded(attention_mask: Any) -> None:
+    """A causal model is scored at the last position, which must hold a real token in every row."""
+    if isinstance(attention_mask, Tensor) and attention_mask.ndim == 2 and not bool(attention_mask[:, -1].all()):
+        raise InvalidArgumentError(
+            "A text-generation Transformer needs left-padded inputs, so that the last position of every row is "
+            "a real token, but at least one row ends in padding: the tokenizer's padding_side was changed after "
+            'loading; set it back with transformer.tokenizer.padding_side = "left"'
+        )
 
 
 def _add_lowercase(tokenizer: Any) -> None:
