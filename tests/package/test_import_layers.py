@@ -24,6 +24,7 @@ LAYERS = {
     "sentence_transformer": 4,
     "cross_encoder": 4,
     "cli": 5,
+    "data_augmentation": 5,
     "": 5,  # the package itself: the public facade
 }
 #: Model kinds: siblings on one layer that must not import each other.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from embedforge.cli.augment import add_augment_command
 from embedforge.cli.demo import add_demo_command
 from embedforge.cli.train import add_train_command
 
@@ -15,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_command(commands)
     add_demo_command(commands)
+    add_augment_command(commands)
     arguments = parser.parse_args(argv)
     return int(arguments.run(arguments) or 0)
 

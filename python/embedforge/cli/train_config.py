@@ -67,8 +67,12 @@ class TrainConfig:
         return str(self.args["output_dir"])
 
 
-def read_config_file(path: str) -> dict[str, Any]:
-    """Parse a ``.yaml``/``.yml`` or ``.json`` config file into a dict."""
+def read_config_file(path: str, path_keys: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Parse a ``.yaml``/``.yml`` or ``.json`` config file into a dict.
+
+    The values of ``path_keys`` (section -> keys; default: ``embedforge train``'s) that are relative
+    paths are made relative to the file's folder.
+    """
     if not os.path.isfile(path):
         raise DataFileNotFoundError(f"config file {path!r} does not exist")
     extension = os.path.splitext(path)[1].lower()
@@ -92,13 +96,13 @@ def read_config_file(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(content, dict):
         raise TrainConfigError(f"config file {path!r} holds a {type(content).__name__}; expected a mapping of sections")
-    return _resolve_paths(content, os.path.dirname(os.path.abspath(path)))
+    return _resolve_paths(content, os.path.dirname(os.path.abspath(path)), path_keys or PATH_KEYS)
 
 
-def _resolve_paths(content: dict[str, Any], base_dir: str) -> dict[str, Any]:
+def _resolve_paths(content: dict[str, Any], base_dir: str, path_keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     """Make the config file's relative input paths relative to its folder instead of the working directory."""
     content = copy.deepcopy(content)
-    for section, keys in PATH_KEYS.items():
+    for section, keys in path_keys.items():
         values = content.get(section)
         if not isinstance(values, dict):
             continue
