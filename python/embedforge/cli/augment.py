@@ -84,7 +84,11 @@ def run_scenario(config: AugmentConfig) -> Any:
             bi_encoder,
             strategy=sampling["strategy"],
             top_k=sampling["top_k"],
-            sampling_model=SentenceTransformer(sampling["model"]) if sampling.get("model") else None,
+            sampling_model=(
+                SentenceTransformer(sampling["model"])
+                if sampling.get("model") and sampling["strategy"] == "semantic"
+                else None
+            ),
             num_pairs=sampling.get("num_pairs"),
             dev=optional_pairs(data.get("dev"), "data.dev"),
             test=optional_pairs(data.get("test"), "data.test"),
@@ -114,6 +118,7 @@ def run_scenario(config: AugmentConfig) -> Any:
         threshold=config.threshold,
         cross_encoder_settings=config.cross_encoder,
         bi_encoder_settings=config.bi_encoder,
+        label_batch_size=int(config.sampling.get("batch_size", 32)),
         output_dir=config.output_dir,
     )
 

@@ -39,8 +39,9 @@ _PIECES = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|[\W\d_]+")
 class SynonymAugmenter:
     """Replace a share of each text's words by a randomly chosen synonym.
 
-    Per text, ``aug_p`` of its replaceable words (those with synonyms that are not stop words),
-    at least ``aug_min`` and at most ``aug_max``, are replaced (nlpaug's defaults: 0.3, 1, 10). A
+    Per text, ``aug_p`` of its words (rounded up), at least ``aug_min`` and at most ``aug_max``
+    (nlpaug's defaults: 0.3, 1, 10), are replaced, chosen among the replaceable ones: words with
+    synonyms that are not stop words. Stop words are never chosen as replacements either. A
     replacement takes the original word's capitalisation. Draws come from one seeded generator,
     so the same augmenter called on the same texts in the same order gives the same result.
     """
@@ -58,15 +59,13 @@ class SynonymAugmenter:
             raise InvalidArgumentError(f"aug_p={aug_p!r}; expected a fraction in [0, 1]")
         if not (isinstance(aug_min, int) and isinstance(aug_max, int) and 0 <= aug_min <= aug_max):
             raise InvalidArgumentError(f"aug_min={aug_min!r}, aug_max={aug_max!r}; expected 0 <= aug_min <= aug_max")
-        if isinstance(stopwords, str):
-            if stopwords not in ("english", "en"):
-                raise InvalidArgumentError(f"stopwords={stopwords!r}; expected 'english', a list of words or None")
-            from embedforge.util.bm25 import english_stopwords
-
-            stopwords = english_stopwords()
-        self.stopwords = frozenset(word.lower() for word in stopwords or ())
+        self.stopwords = _stopword_set(stopwords)
         self.synonyms = {
-            word.lower(): [synonym for synonym in choices if synonym.lower() != word.lower()]
+            word.lower(): [
+                synonym
+                for synonym in choices
+                if synonym.lower() != word.lower() and synonym.lower() not in self.stopwords
+            ]
             for word, choices in synonyms.items()
             if word.lower() not in self.stopwords
         }
@@ -93,6 +92,11 @@ class SynonymAugmenter:
             )
         if not isinstance(top_n, int) or top_n < 1:
             raise InvalidArgumentError(f"top_n={top_n!r}; expected a positive integer")
+        # Stop words can be neither replaced nor replacements: leave them out of the search, so that
+        # top_n counts usable neighbours.
+        stopwords = _stopword_set(kwargs.get("stopwords", "english"))
+        keep = [index for index, word in enumerate(words) if word.lower() not in stopwords]
+        words, matrix = [words[index] for index in keep], matrix[keep]
         hits = semantic_search(matrix, matrix, top_k=top_n + 1, query_chunk_size=1024)
         synonyms: dict[str, list[str]] = {}
         for index, row in enumerate(hits):
@@ -128,7 +132,9 @@ class SynonymAugmenter:
         candidates = [index for index, piece in enumerate(pieces) if piece.lower() in self.synonyms]
         if not candidates:
             return text
-        count = min(self.aug_max, max(self.aug_min, math.floor(self.aug_p * len(candidates))), len(candidates))
+        # As nlpaug: a share of all the text's words (rounded up), bounded, and no more than can be replaced.
+        num_words = sum(1 for piece in pieces if piece[:1].isalpha())
+        count = min(self.aug_max, max(self.aug_min, math.ceil(self.aug_p * num_words)), len(candidates))
         for index in self._rng.sample(candidates, count):
             original = pieces[index]
             replacement = self._rng.choice(self.synonyms[original.lower()])
@@ -159,6 +165,17 @@ def augment_dataset(dataset: Dataset, augmenter: SynonymAugmenter) -> Dataset:
         for name in rest:
             columns[name].append(row[name])
     return Dataset.from_dict(columns, features=dataset.features)
+
+
+def _stopword_set(stopwords: Iterable[str] | str | None) -> frozenset[str]:
+    """The lowercased stop words: "english" (or "en") is the built-in English list, None is none."""
+    if isinstance(stopwords, str):
+        if stopwords not in ("english", "en"):
+            raise InvalidArgumentError(f"stopwords={stopwords!r}; expected 'english', a list of words or None")
+        from embedforge.util.bm25 import english_stopwords
+
+        stopwords = english_stopwords()
+    return frozenset(word.lower() for word in stopwords or ())
 
 
 def _same_case(original: str, replacement: str) -> str:
