@@ -10,5 +10,6 @@ bash scripts/setup.sh --test
 
 bash scripts/lint.sh
 cargo test -p embedforge --release
+cargo test -p embedforge-serve --release
 python -m pytest -q
 bash scripts/smoke_py310.sh
