@@ -33,10 +33,17 @@ pub fn num_threads() -> usize {
         n => n,
     };
     if requested == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        core_count()
     } else {
         requested
     }
+}
+
+/// The machine's core count (as the process may use them), read once: on Linux
+/// `available_parallelism` reads cgroup files on every call, which costs more than a small batch.
+fn core_count() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Makes all later work in this process single-threaded.
