@@ -31,14 +31,12 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from common import require_shared, stsb_sentences
+from common import busy_processes, require_shared, stsb_sentences
 
 TOP_K = 10
 
@@ -170,8 +168,7 @@ def main() -> None:
 
     from embedforge import _core
 
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-    try:
+    with busy_processes(args.busy):
         print(
             f"load average before: {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}; embedforge threads: "
             f"{_core.get_num_threads()}; busy processes: {args.busy}",
@@ -210,10 +207,6 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for row in rows:
             print(row)
-    finally:
-        for process in busy:
-            process.terminate()
-            process.wait()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """StaticEmbedding training (ST's static-embedding recipe) on CPU: embedforge vs sentence-transformers.
 
-Run: python benches/bench_train_static.py [--steps 20] [--library both|st|ours] [--profile]
+Run: python benches/bench_train_static.py [--steps 20] [--library both|st|ours] [--profile] [--busy 2]
 The workload is sentence-transformers' "train a static embedding model" recipe: a 30522 x 1024
 StaticEmbedding on the bert-base-uncased tokenizer, MatryoshkaLoss(MultipleNegativesRankingLoss) at
 dims (1024, 512, 256, 128, 64, 32), batch 2048, NO_DUPLICATES batches, lr 0.2, 10 % warmup, the
@@ -8,7 +8,8 @@ Trainer's default optimizer (fused AdamW) and gradient clipping. The pairs are r
 question pairs, STSb, SICK and SNLI sentence pairs, about 31k pairs. Both libraries start from the
 same initial weights and see the same batches, so their per-step losses are printed side by side.
 
-``--profile`` runs one library under cProfile and prints where the time goes.
+``--profile`` runs one library under cProfile and prints where the time goes. ``--busy 2`` is the
+contended variant: two busy-looping processes share the CPU with each library's run.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import time
 from typing import Any
 
 import torch
 
-from common import require_shared
+from common import busy_processes, require_shared
 
 DIMS = [1024, 512, 256, 128, 64, 32]
 WIDTH = 1024
@@ -80,25 +82,13 @@ class StepRecorder:
         raise AttributeError(name)
 
 
-def sparse_static_trainer(trainer_cls: type) -> type:
-    """``trainer_cls`` choosing embedforge's sparse-gradient AdamW for StaticEmbedding models when it applies."""
-    from embedforge.optim import sparse_static_optimizer_cls
-
-    class SparseStaticTrainer(trainer_cls):  # type: ignore[misc, valid-type]
-        def get_optimizer_cls_and_kwargs(self, args: Any, model: Any = None) -> tuple[Any, dict[str, Any]]:
-            optimizer_cls, optimizer_kwargs = super().get_optimizer_cls_and_kwargs(args, model)
-            return sparse_static_optimizer_cls(self.model, args, optimizer_cls, optimizer_kwargs), optimizer_kwargs
-
-    return SparseStaticTrainer
-
-
 def initial_weights(seed: int) -> torch.Tensor:
     """The starting embedding matrix both libraries share (nn.EmbeddingBag's N(0, 1) init)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(30522, WIDTH, generator=generator)
 
 
-def run(library: str, steps: int, batch_size: int, seed: int, profile: bool, optimizer: str) -> StepRecorder:
+def run(library: str, steps: int, batch_size: int, seed: int, profile: bool) -> StepRecorder:
     """Train ``steps`` steps with ``library`` ("st" or "ours"); returns the per-step times and losses."""
     from datasets import Dataset
     from tokenizers import Tokenizer
@@ -113,12 +103,8 @@ def run(library: str, steps: int, batch_size: int, seed: int, profile: bool, opt
         from sentence_transformers.sentence_transformer.modules import StaticEmbedding
         from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     else:
-        from embedforge import (
-            SentenceTransformer,
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-            losses,
-        )
+        from embedforge import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        from embedforge.sentence_transformer import losses
         from embedforge.sentence_transformer.modules import StaticEmbedding
         from embedforge.sentence_transformer.training_args import BatchSamplers
 
@@ -144,10 +130,7 @@ def run(library: str, steps: int, batch_size: int, seed: int, profile: bool, opt
         dataloader_drop_last=True,
     )
     recorder = StepRecorder()
-    trainer_cls = SentenceTransformerTrainer
-    if library == "ours" and optimizer == "sparse":
-        trainer_cls = sparse_static_trainer(SentenceTransformerTrainer)
-    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[recorder])
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[recorder])
     start = time.perf_counter()
     recorder.step_times.append(start)
     if profile:
@@ -178,14 +161,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--library", choices=["both", "st", "ours"], default="both")
-    parser.add_argument("--optimizer", choices=["default", "sparse"], default="sparse")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="busy-looping processes sharing the CPU during each library's run (the contended variant uses 2)",
+    )
     options = parser.parse_args()
     libraries = ["st", "ours"] if options.library == "both" else [options.library]
-    results = {
-        library: run(library, options.steps, options.batch_size, options.seed, options.profile, options.optimizer)
-        for library in libraries
-    }
+    results = {}
+    for library in libraries:
+        # Each library's run (setup included) shares the CPU with the same number of busy processes.
+        with busy_processes(options.busy):
+            results[library] = run(library, options.steps, options.batch_size, options.seed, options.profile)
+    print(f"busy processes: {options.busy}; cores: {os.cpu_count()}; load average now: {os.getloadavg()[0]:.2f}")
     print("| step | " + " | ".join(f"{library} loss" for library in libraries) + " |")
     for step in range(1, options.steps + 1):
         print(f"| {step} | " + " | ".join(f"{results[lib].losses.get(step, float('nan')):.6f}" for lib in libraries))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +71,23 @@ def report(name: str, ours_seconds: float, theirs_seconds: float, unit_count: in
 def median(values: list[float]) -> float:
     """Median of a list of floats."""
     return statistics.median(values)
+
+
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """Run ``count`` busy-looping Python processes (ordinary priority) while the block runs.
+
+    They stand for the other work on a shared CPU (a browser, a DataLoader worker, another job):
+    each wants a whole core, so with as many of them as cores every thread of the measured process
+    competes for its time slices.
+    """
+    processes = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        if count:
+            time.sleep(0.5)  # let them reach the run queue before the timed work starts
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
