@@ -14,6 +14,7 @@ __all__ = [
     "StaticModel",
     "Tokenizer",
     "__version__",
+    "accumulate_scaled_probs",
     "embed_static",
     "embedding_bag_mean",
     "get_num_threads",
@@ -22,6 +23,7 @@ __all__ = [
     "no_duplicates_pass",
     "rescore_quantized",
     "retrieval_metrics",
+    "softmax_rows",
     "set_num_threads",
     "tokenizer_from_state",
     "top_k",
@@ -96,6 +98,26 @@ def tokenizer_from_state(json: str, pad_id: int, pad_type_id: int, padding_left:
 
 def length_order(texts: Sequence[str]) -> npt.NDArray[np.int64]:
     """Indices that sort ``texts`` by decreasing character length (stable)."""
+
+def softmax_rows(
+    dots: npt.NDArray[np.float32],
+    row_scale: npt.NDArray[np.float32],
+    col_scale: npt.NDArray[np.float32],
+    probs: npt.NDArray[np.float32] | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Row softmax of ``(row_scale[i] * col_scale[j]) * dots[i, j]`` (column ``i`` is row ``i``'s positive).
+
+    Returns ``(log_prob_positive, row_sum, col_sum)``; writes the probabilities into ``probs`` when given.
+    """
+
+def accumulate_scaled_probs(
+    grad: npt.NDArray[np.float32],
+    row_scale: npt.NDArray[np.float32],
+    col_scale: npt.NDArray[np.float32],
+    probs: npt.NDArray[np.float32] | None = None,
+) -> None:
+    """``grad += outer(row_scale, col_scale) * probs`` (without ``probs``: ``grad *= ...``), then the diagonal
+    minus ``row_scale * col_scale``; in place."""
 
 def embedding_bag_mean(
     weights: npt.NDArray[np.float32],

@@ -84,6 +84,7 @@
 //! The crate has no Python dependency; the `embedforge-python` crate wraps it.
 
 mod bm25;
+mod contrastive;
 mod error;
 mod metrics;
 mod parallel;
@@ -95,6 +96,7 @@ mod tokenize;
 mod weights;
 
 pub use bm25::{Analyzer, Bm25Index, Bm25Method, Bm25Params, ENGLISH_STOP_WORDS};
+pub use contrastive::{accumulate_scaled_probs, softmax_rows, ScaledDots, SoftmaxRows};
 pub use error::{Error, Result};
 pub use metrics::{retrieval_metrics, RetrievalCutoffs, RetrievalMetrics};
 pub use parallel::{is_forked, mark_forked, num_threads, set_num_threads, NUM_THREADS_ENV};

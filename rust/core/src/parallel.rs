@@ -137,6 +137,31 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
     }
 }
 
+/// `f(i, chunk)` for every `chunk_len`-long chunk `i` of `data`, in parallel; the results in
+/// chunk order.
+pub(crate) fn map_chunks_mut<T: Send, R: Send>(
+    data: &mut [T],
+    chunk_len: usize,
+    f: impl Fn(usize, &mut [T]) -> R + Sync + Send,
+) -> Vec<R> {
+    if chunk_len == 0 {
+        return Vec::new();
+    }
+    match pool_for(data.len().div_ceil(chunk_len)) {
+        Some(pool) => pool.install(|| {
+            data.par_chunks_mut(chunk_len)
+                .enumerate()
+                .map(|(i, c)| f(i, c))
+                .collect()
+        }),
+        None => data
+            .chunks_mut(chunk_len)
+            .enumerate()
+            .map(|(i, c)| f(i, c))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +194,8 @@ mod tests {
         let mut data = vec![0usize; 12];
         for_each_chunk_mut(&mut data, 4, |i, c| c.iter_mut().for_each(|v| *v = i));
         assert_eq!(data, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        let sums = map_chunks_mut(&mut data[..11], 4, |i, c| (i, c.len()));
+        assert_eq!(sums, [(0, 4), (1, 4), (2, 3)]);
 
         set_num_threads(1);
         assert_eq!(num_threads(), 1);

@@ -108,7 +108,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// "an array of dtype float64 with 1 dimension", or the type name for non-arrays.
-fn describe_array(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn describe_array(obj: &Bound<'_, PyAny>) -> String {
     let dtype = obj.getattr("dtype").map(|d| d.to_string());
     let ndim = obj.getattr("ndim").and_then(|n| n.extract::<usize>());
     match (dtype, ndim) {

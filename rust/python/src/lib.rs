@@ -4,6 +4,7 @@
 //! for the actual work, and converts the result back; the logic lives in `embedforge`.
 
 mod bm25;
+mod contrastive;
 mod convert;
 mod errors;
 mod metrics;
@@ -40,6 +41,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sampler::no_duplicates_pass, m)?)?;
     m.add_function(wrap_pyfunction!(search::top_k_quantized, m)?)?;
     m.add_function(wrap_pyfunction!(search::rescore_quantized, m)?)?;
+    m.add_function(wrap_pyfunction!(contrastive::softmax_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(contrastive::accumulate_scaled_probs, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
     Ok(())

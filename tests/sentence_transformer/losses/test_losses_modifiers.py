@@ -197,6 +197,41 @@ def test_matryoshka_mnrl_matches_formula(
     assert model.calls == columns
 
 
+@pytest.mark.parametrize("columns", [2, 3])
+def test_matryoshka_float32_native_rows_match_torch_rows_and_formula(columns: int, monkeypatch: Any) -> None:
+    """In float32 on the CPU the fused kernel's softmax and gradient passes run in Rust (one pass per
+    matrix); forcing the torch chain instead, or computing the formula in float64, gives the same loss
+    and gradient to float32 rounding."""
+    table64 = fixed_table(columns, batch=40, seed=4) * 3.0
+    table = table64.float()
+    dims, weights = [12, 8, 4, 2], [1.0, 0.5, 2.0, 1.0]
+
+    def run() -> tuple[float, Tensor]:
+        model = LookupModel(table)
+        loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), dims, weights)
+        model.zero_grad()
+        value = loss(lookup_features(columns, batch=40))
+        value.backward()
+        return value.item(), model.table.grad.clone()
+
+    calls: list[bool] = []
+    native = matryoshka_module._native_applies
+    monkeypatch.setattr(matryoshka_module, "_native_applies", lambda *t: calls.append(native(*t)) or calls[-1])
+    native_value, native_grad = run()
+    assert calls and all(calls), "the float32 CPU case should take the Rust passes"
+    monkeypatch.setattr(matryoshka_module, "_native_applies", lambda *t: False)
+    torch_value, torch_grad = run()
+
+    leaf = table64.clone().requires_grad_()
+    parts = [leaf[c * 40 : (c + 1) * 40] for c in range(columns)]
+    ref = sum(w * ref_mnrl([unit(part[:, :d]) for part in parts]) for d, w in zip(dims, weights))
+    ref.backward()
+    assert native_value == pytest.approx(torch_value, rel=1e-6)
+    assert native_value == pytest.approx(ref.item(), rel=1e-5)
+    assert_close_grads(native_grad, torch_grad, rtol=1e-5)
+    assert_close_grads(native_grad.double(), leaf.grad, rtol=1e-4)
+
+
 @pytest.mark.parametrize("path", ["autograd", "generic"])
 @pytest.mark.parametrize(
     "options",

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from embedforge import _core
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
@@ -498,14 +499,19 @@ class _PrefixInfoNCE(torch.autograd.Function):
             first = grad_dots is None
             if grad_dots is None:
                 grad_dots = probs  # the longest prefix's probabilities become the running sum in place
-            for begin, stop in _row_chunks(grad_dots):
-                outer = torch.outer(factor_q[begin:stop], inv_d)
-                if first:
-                    grad_dots[begin:stop].mul_(outer)
-                else:
-                    grad_dots[begin:stop].addcmul_(probs[begin:stop], outer)
+            if _native_applies(grad_dots, probs, factor_q, inv_d):
+                _core.accumulate_scaled_probs(
+                    grad_dots.numpy(), factor_q.numpy(), inv_d.numpy(), None if first else probs.numpy()
+                )
+            else:
+                for begin, stop in _row_chunks(grad_dots):
+                    outer = torch.outer(factor_q[begin:stop], inv_d)
+                    if first:
+                        grad_dots[begin:stop].mul_(outer)
+                    else:
+                        grad_dots[begin:stop].addcmul_(probs[begin:stop], outer)
+                grad_dots[:, :batch].diagonal().sub_(factor_q * inv_d[:batch])
             del probs
-            grad_dots[:, :batch].diagonal().sub_(factor_q * inv_d[:batch])
             start, end = bounds[slot], bounds[slot + 1]
             if want_q:
                 parts_q.append((grad_dots @ docs[:, start:end]).addcmul_(queries[:, start:end], coef_q[:, None]))
@@ -542,6 +548,18 @@ def _row_chunks(matrix: Tensor) -> list[tuple[int, int]]:
     return [(begin, min(begin + step, rows)) for begin in range(0, rows, step)]
 
 
+def _native_applies(*tensors: Tensor) -> bool:
+    """Whether the Rust row passes can work on ``tensors`` in place: contiguous float32 on the CPU.
+
+    They do the same arithmetic as the torch chain below them, as one parallel pass per matrix
+    instead of about ten (see ``embedforge._core.softmax_rows``), which matters most on a shared CPU.
+    """
+    return all(
+        t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad
+        for t in tensors
+    )
+
+
 def _prefix_softmax(
     dots: Tensor, inv_q: Tensor, inv_d: Tensor, scale: float, batch: int, symmetric: bool, keep: bool
 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
@@ -571,6 +589,16 @@ def _prefix_softmax(
         col_sum = logits.sum(dim=0)
         col_sum[:batch] -= diagonal
         return row_terms, (probs, row_sum, col_sum)
+
+    if _native_applies(dots, scaled_q, inv_d):
+        native_probs = torch.empty_like(dots) if keep else None
+        log_prob, native_row_sum, native_col_sum = _core.softmax_rows(
+            dots.numpy(), scaled_q.numpy(), inv_d.numpy(), None if native_probs is None else native_probs.numpy()
+        )
+        native_terms = torch.from_numpy(log_prob)
+        if native_probs is None:
+            return native_terms, None
+        return native_terms, (native_probs, torch.from_numpy(native_row_sum), torch.from_numpy(native_col_sum))
 
     row_terms = dots.new_empty(rows)
     chunked_probs = torch.empty_like(dots) if keep else None
