@@ -15,6 +15,7 @@ __all__ = [
     "Tokenizer",
     "__version__",
     "accumulate_scaled_probs",
+    "adamw_sparse_rows",
     "embed_static",
     "embedding_bag_mean",
     "get_num_threads",
@@ -23,8 +24,8 @@ __all__ = [
     "no_duplicates_pass",
     "rescore_quantized",
     "retrieval_metrics",
-    "softmax_rows",
     "set_num_threads",
+    "softmax_rows",
     "tokenizer_from_state",
     "top_k",
     "top_k_quantized",
@@ -109,6 +110,23 @@ def softmax_rows(
 
     Returns ``(log_prob_positive, row_sum, col_sum)``; writes the probabilities into ``probs`` when given.
     """
+
+def adamw_sparse_rows(
+    param: npt.NDArray[np.float32],
+    exp_avg: npt.NDArray[np.float32],
+    exp_avg_sq: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+    maximize: bool = False,
+) -> None:
+    """One AdamW step in place; the gradient is ``values[k]`` on row ``rows[k]`` (strictly increasing), zero elsewhere."""
 
 def accumulate_scaled_probs(
     grad: npt.NDArray[np.float32],

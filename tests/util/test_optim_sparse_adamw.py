@@ -154,3 +154,47 @@ def test_closure_gradients_are_used_once() -> None:
 
         assert optimizer.step(sparse_closure) == pytest.approx(expected.step(dense_closure), rel=1e-6)
         torch.testing.assert_close(ours.detach(), reference.detach(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_native_step_matches_dense_adamw_and_hands_over_its_state(
+    maximize: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A float32 CPU matrix takes the Rust step; its weights and state equal torch's dense AdamW, and the
+    state loads into torch's AdamW, which then continues exactly as if it had run all along."""
+    from embedforge import _core
+    from embedforge.optim import sparse_adamw
+
+    calls: list[int] = []
+    native = _core.adamw_sparse_rows
+    monkeypatch.setattr(sparse_adamw._core, "adamw_sparse_rows", lambda *a, **k: calls.append(1) or native(*a, **k))
+    generator = torch.Generator().manual_seed(3)
+    start = torch.randn(700, 4, generator=generator)
+    ours = torch.nn.Parameter(start.clone())
+    reference = torch.nn.Parameter(start.clone())
+    settings = {"lr": 0.05, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 0.02, "maximize": maximize}
+    optimizer = SparseGradientAdamW([ours], **settings)
+    expected = torch.optim.AdamW([reference], foreach=False, **settings)
+    for step in range(4):
+        rows = torch.tensor(sorted({(7 * step + 3 * k) % 700 for k in range(60)}))
+        values = torch.randn(len(rows), 4, generator=generator)
+        ours.grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, start.shape, check_invariants=True)
+        dense = torch.zeros_like(start)
+        dense[rows] = values
+        reference.grad = dense
+        optimizer.step()
+        expected.step()
+        torch.testing.assert_close(ours.detach(), reference.detach(), rtol=0, atol=1e-6)
+    assert len(calls) == 4
+    for key in ("exp_avg", "exp_avg_sq"):
+        torch.testing.assert_close(optimizer.state[ours][key], expected.state[reference][key], rtol=0, atol=1e-6)
+    assert optimizer.state[ours]["step"].item() == expected.state[reference]["step"].item() == 4
+
+    # The state dict is torch's: a plain AdamW resumes from it.
+    resumed = torch.optim.AdamW([ours], foreach=False, **settings)
+    resumed.load_state_dict(optimizer.state_dict())
+    grad = torch.randn(700, 4, generator=generator)
+    ours.grad, reference.grad = grad.clone(), grad.clone()
+    resumed.step()
+    expected.step()
+    torch.testing.assert_close(ours.detach(), reference.detach(), rtol=0, atol=1e-6)

@@ -7,6 +7,11 @@ cost around the update: the model hands over ``(rows, values)`` as a coalesced s
 instead of a freshly allocated, zero-filled 30k x 1024 dense one; here the rows are scattered into
 one persistent dense buffer, torch's own (fused or foreach) AdamW kernel runs over it, and only the
 touched rows are zeroed again. The arithmetic is torch.optim.AdamW's, on the same dense gradient.
+
+For the common case (a 2-D float32 parameter on the CPU) the whole step, every row included, is
+one pass of the Rust core (``embedforge._core.adamw_sparse_rows``) over the weights and the two
+moments, with the same arithmetic; no dense gradient is built at all. The state (``step``,
+``exp_avg``, ``exp_avg_sq``) is torch's, so checkpoints load into either optimizer.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from embedforge import _core
 from embedforge.exceptions import InvalidArgumentError
 
 
@@ -59,10 +65,16 @@ class SparseGradientAdamW(torch.optim.AdamW):
             # Re-evaluate first (as torch's AdamW does), so the closure's backward never lands in the buffers.
             with torch.enable_grad():
                 loss = closure()
+        native: list[tuple[Tensor, dict[str, Any], Tensor]] = []
         touched: list[tuple[Tensor, Tensor, Tensor]] = []
         for group in self.param_groups:
             for param in group["params"]:
                 sparse = param.grad
+                if _native_applies(param, group, self.state.get(param)):
+                    native.append((param, group, sparse))
+                    # Hidden from torch's step below, which then leaves this parameter alone.
+                    param.grad = None
+                    continue
                 rows = self._densify(param)
                 if rows is not None:
                     touched.append((param, sparse, rows))
@@ -74,4 +86,53 @@ class SparseGradientAdamW(torch.optim.AdamW):
                 # so zero_grad never frees or zeroes the buffer.
                 self._dense_buffers[param].index_fill_(0, rows, 0.0)
                 param.grad = sparse
+            for param, _, sparse in native:
+                param.grad = sparse
+        for param, group, sparse in native:
+            self._native_step(param, group, sparse)
         return loss
+
+    def _native_step(self, param: Tensor, group: dict[str, Any], grad: Tensor) -> None:
+        """One step of ``param`` by the Rust core, with torch's state layout."""
+        state = self.state[param]
+        if len(state) == 0:
+            # As torch.optim.AdamW initialises it (a float32 step counter unless the default dtype is float64).
+            scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+            state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["step"] += 1
+        grad = grad.coalesce()
+        beta1, beta2 = group["betas"]
+        _core.adamw_sparse_rows(
+            param.detach().numpy(),
+            state["exp_avg"].numpy(),
+            state["exp_avg_sq"].numpy(),
+            grad.indices()[0].contiguous().numpy(),
+            grad.values().to(torch.float32).contiguous().numpy(),
+            lr=float(group["lr"]),
+            beta1=float(beta1),
+            beta2=float(beta2),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            step=int(state["step"].item()),
+            maximize=bool(group.get("maximize", False)),
+        )
+
+
+def _native_applies(param: Tensor, group: dict[str, Any], state: dict[str, Any] | None) -> bool:
+    """Whether the Rust step covers ``param``: a row-sparse gradient on a contiguous 2-D float32 CPU matrix,
+    plain options (no capturable or differentiable step), and moments, if any, of the same layout."""
+    grad = param.grad
+    if grad is None or not grad.is_sparse or grad.sparse_dim() != 1 or grad.dense_dim() != 1:
+        return False
+    if param.dim() != 2 or param.dtype != torch.float32 or param.device.type != "cpu" or not param.is_contiguous():
+        return False
+    if group.get("capturable") or group.get("differentiable"):
+        return False
+    # Moments restored from a checkpoint in another layout stay with torch's kernel.
+    moments = [state.get(key) for key in ("exp_avg", "exp_avg_sq")] if state else []
+    return all(
+        isinstance(m, Tensor) and m.shape == param.shape and m.dtype == torch.float32 and m.is_contiguous()
+        for m in moments
+    )

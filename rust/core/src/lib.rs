@@ -83,6 +83,7 @@
 //!
 //! The crate has no Python dependency; the `embedforge-python` crate wraps it.
 
+mod adamw;
 mod bm25;
 mod contrastive;
 mod error;
@@ -95,6 +96,7 @@ mod static_embedding;
 mod tokenize;
 mod weights;
 
+pub use adamw::{adamw_sparse_rows, AdamWSettings, AdamWState};
 pub use bm25::{Analyzer, Bm25Index, Bm25Method, Bm25Params, ENGLISH_STOP_WORDS};
 pub use contrastive::{accumulate_scaled_probs, softmax_rows, ScaledDots, SoftmaxRows};
 pub use error::{Error, Result};

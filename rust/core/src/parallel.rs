@@ -137,6 +137,14 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
     }
 }
 
+/// `f(item)` for every item of `items`, in parallel.
+pub(crate) fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync + Send) {
+    match pool_for(items.len()) {
+        Some(pool) => pool.install(|| items.par_iter_mut().for_each(&f)),
+        None => items.iter_mut().for_each(f),
+    }
+}
+
 /// `f(i, chunk)` for every `chunk_len`-long chunk `i` of `data`, in parallel; the results in
 /// chunk order.
 pub(crate) fn map_chunks_mut<T: Send, R: Send>(
@@ -196,6 +204,9 @@ mod tests {
         assert_eq!(data, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
         let sums = map_chunks_mut(&mut data[..11], 4, |i, c| (i, c.len()));
         assert_eq!(sums, [(0, 4), (1, 4), (2, 3)]);
+        let mut tens = vec![1, 2, 3];
+        for_each_mut(&mut tens, |x| *x *= 10);
+        assert_eq!(tens, [10, 20, 30]);
 
         set_num_threads(1);
         assert_eq!(num_threads(), 1);

@@ -1,12 +1,10 @@
 //! `softmax_rows` and `accumulate_scaled_probs`: the elementwise passes of in-batch
 //! contrastive losses, on float32 arrays shared with torch tensors (no copies).
 
-use numpy::{
-    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2,
-};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
-use crate::convert::{describe_array, detached, f32_matrix};
+use crate::convert::{detached, f32_matrix, f32_matrix_mut, f32_vector};
 use crate::errors::invalid_argument;
 
 /// `(log_prob_positive, row_sum, col_sum)` as float32 numpy arrays.
@@ -15,33 +13,6 @@ type SoftmaxArrays<'py> = (
     Bound<'py, PyArray1<f32>>,
     Bound<'py, PyArray1<f32>>,
 );
-
-/// A 1-D float32 numpy array, borrowed without copying.
-fn f32_vector<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray1<'py, f32>> {
-    obj.extract()
-        .map_err(|_| invalid_argument(name, describe_array(obj), "a 1-D float32 numpy array"))
-}
-
-/// A writable 2-D float32 numpy array, borrowed without copying.
-fn f32_matrix_mut<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<PyReadwriteArray2<'py, f32>> {
-    let array = obj.cast::<numpy::PyArray2<f32>>().map_err(|_| {
-        invalid_argument(
-            name,
-            describe_array(obj),
-            "a writable 2-D float32 numpy array",
-        )
-    })?;
-    array.try_readwrite().map_err(|e| {
-        invalid_argument(
-            name,
-            format!("an array that cannot be borrowed for writing ({e})"),
-            "a writable array that no other argument shares",
-        )
-    })
-}
 
 fn contiguous<'a>(
     slice: Result<&'a [f32], numpy::AsSliceError>,

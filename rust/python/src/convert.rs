@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::Python;
@@ -91,6 +91,36 @@ pub(crate) fn i64_vector<'py>(
 ) -> PyResult<PyReadonlyArray1<'py, i64>> {
     obj.extract()
         .map_err(|_| invalid_argument(name, describe_array(obj), "a 1-D int64 numpy array"))
+}
+
+/// A 1-D float32 numpy array, borrowed without copying.
+pub(crate) fn f32_vector<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadonlyArray1<'py, f32>> {
+    obj.extract()
+        .map_err(|_| invalid_argument(name, describe_array(obj), "a 1-D float32 numpy array"))
+}
+
+/// A writable 2-D float32 numpy array, borrowed without copying.
+pub(crate) fn f32_matrix_mut<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadwriteArray2<'py, f32>> {
+    let array = obj.cast::<numpy::PyArray2<f32>>().map_err(|_| {
+        invalid_argument(
+            name,
+            describe_array(obj),
+            "a writable 2-D float32 numpy array",
+        )
+    })?;
+    array.try_readwrite().map_err(|e| {
+        invalid_argument(
+            name,
+            format!("an array that cannot be borrowed for writing ({e})"),
+            "a writable array that no other argument shares",
+        )
+    })
 }
 
 /// The array's data as a slice: borrowed when contiguous, copied otherwise.

@@ -3,6 +3,7 @@
 //! Every function here converts its arguments, releases the GIL through [`convert::detached`]
 //! for the actual work, and converts the result back; the logic lives in `embedforge`.
 
+mod adamw;
 mod bm25;
 mod contrastive;
 mod convert;
@@ -42,6 +43,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(search::top_k_quantized, m)?)?;
     m.add_function(wrap_pyfunction!(search::rescore_quantized, m)?)?;
     m.add_function(wrap_pyfunction!(contrastive::softmax_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(adamw::adamw_sparse_rows, m)?)?;
     m.add_function(wrap_pyfunction!(contrastive::accumulate_scaled_probs, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
