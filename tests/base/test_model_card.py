@@ -262,7 +262,11 @@ def test_dataset_dict_with_loss_per_dataset_and_label_shares(tmp_path: Path) -> 
     assert [entry["size"] for entry in card.train_datasets] == [10, 5]
     assert card.train_datasets[0]["loss"]["fullname"].endswith("ContrastiveLoss")
     assert card.train_datasets[1]["loss"]["fullname"].endswith("MultipleNegativesRankingLoss")
-    assert card.train_datasets[0]["stats"]["label"] == {"dtype": "int", "data": {0: "~70.00%", 1: "~30.00%"}}
+    assert card.train_datasets[0]["stats"]["label"] == {
+        "dtype": "int",
+        "modality": "",
+        "data": {0: "~70.00%", 1: "~30.00%"},
+    }
     assert "dataset_size:15" in card.tags
     card.set_losses(get_losses(loss))
     assert {"loss:ContrastiveLoss", "loss:MultipleNegativesRankingLoss"} <= set(card.tags)

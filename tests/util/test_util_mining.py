@@ -448,10 +448,11 @@ def test_mine_hard_negatives_with_static_models_on_snli() -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"num_negatives": 0}, "num_negatives"),
-        ({"range_min": -1}, "range_min"),
-        ({"range_min": 5, "range_max": 5}, "range_min"),
-        ({"range_min": 2, "range_max": 4, "num_negatives": 3}, "num_negatives"),
+        # sentence-transformers' wording, which scripts match on
+        ({"num_negatives": 0}, "num_negatives must be at least 1, got num_negatives=0"),
+        ({"range_min": -1}, "range_min must be non-negative, got range_min=-1"),
+        ({"range_min": 5, "range_max": 5}, "range_min must be smaller than range_max, got range_min=5 and range_max=5"),
+        ({"range_min": 2, "range_max": 4, "num_negatives": 3}, "Cannot mine 3 negatives per query: only 2 candidates"),
         ({"output_format": "pairs"}, "output_format"),
         ({"sampling_strategy": "best"}, "sampling_strategy"),
         ({"faiss_batch_size": 0}, "faiss_batch_size"),

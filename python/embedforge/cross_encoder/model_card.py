@@ -35,7 +35,7 @@ class CrossEncoderModelCardData(BaseModelCardData):
     task_name: str | None = None  # type: ignore[assignment]
     tags: list[str] = field(default_factory=lambda: ["sentence-transformers", "cross-encoder", "reranker"])
 
-    usage_examples: list[list[Any]] | None = field(default=None, init=False)  # type: ignore[assignment]
+    usage_examples: list[list[Any]] | None = field(default=None, init=False)
     #: What the snippet shows for each usage example when it differs from the example itself (e.g. a file name).
     usage_examples_display: list[list[Any]] | None = field(default=None, init=False, repr=False)
     ir_model: bool | None = field(default=True, init=False, repr=False)
@@ -125,6 +125,12 @@ class CrossEncoderModelCardData(BaseModelCardData):
         """The "Usage" section of a cross-encoder."""
         return sections.usage_section(self, "CrossEncoder", "score some text pairs", "scores")
 
+    def _pair_value(self, value: Any) -> str:
+        """A pair element as Python source: texts quoted (saved media by URL), other objects by a short description."""
+        if isinstance(value, (str, list, dict)):
+            return self._format_snippet_value(value)
+        return f"<{type(value).__name__}>"
+
     def generate_usage_snippet(self) -> str:
         """Load the model with embedforge, ``predict`` the usage pairs, and (one label, text only) ``rank`` them."""
         pairs = self.usage_examples_display or self.usage_examples or [list(pair) for pair in DEFAULT_PAIRS]
@@ -132,12 +138,14 @@ class CrossEncoderModelCardData(BaseModelCardData):
         model_path = self.model_id or sections.PLACEHOLDER_MODEL_PATH
         lines = ["from embedforge import CrossEncoder", ""]
         lines += [f'model = CrossEncoder("{model_path}")', "", "pairs = ["]
-        lines += [f"    [{_snippet_value(first)}, {_snippet_value(second)}]," for first, second in pairs]
+        lines += [f"    [{self._pair_value(first)}, {self._pair_value(second)}]," for first, second in pairs]
         shape = f"# ({len(pairs)},)" if num_labels == 1 else f"# ({len(pairs)}, {num_labels})"
         lines += ["]", "scores = model.predict(pairs)", "print(scores.shape)", shape]
         if self.similarities and self.usage_examples_display is None:
             lines += ["print(scores)", self.similarities]
-        text_only = all(isinstance(value, str) for pair in pairs for value in pair)
+        # Judge by the originals: the display turns saved media into path strings, and rank takes texts only.
+        originals = self.usage_examples or pairs
+        text_only = all(isinstance(value, str) for pair in originals for value in pair)
         if num_labels == 1 and text_only and pairs:
             query = pairs[0][0]
             lines += [
@@ -150,13 +158,6 @@ class CrossEncoderModelCardData(BaseModelCardData):
             lines += [f"        {document!r}," for _, document in pairs]
             lines += ["    ],", ")", "# [{'corpus_id': ..., 'score': ...}, {'corpus_id': ..., 'score': ...}, ...]"]
         return code_block("\n".join(lines), "python")
-
-
-def _snippet_value(value: Any) -> str:
-    """A pair element as Python source: texts quoted, anything else (an image, ...) by a short description."""
-    if isinstance(value, str):
-        return repr(value)
-    return f"<{type(value).__name__}>"
 
 
 if TYPE_CHECKING:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from .bm25 import BM25
 from .community import community_detection
 from .dataset import resolve_ids
+from .decorators import save_to_hub_args_decorator
 from .distributed import all_gather, all_gather_padded, all_gather_with_grad, get_rank, get_world_size
 from .environment import (
     check_package_availability,
+    check_version_requirements,
     get_device_name,
     is_accelerate_available,
     is_datasets_available,
@@ -24,7 +26,15 @@ from .file_io import disabled_tqdm, http_get, is_sentence_transformer_model, loa
 from .hard_negatives import mine_hard_negatives
 from .late_interaction import maxsim, maxsim_pairwise, mean_maxsim, mean_maxsim_pairwise
 from .logging import LoggingHandler, install_logger
-from .misc import append_to_last_row, disable_datasets_caching, disable_logging, fullname, import_from_string
+from .misc import (
+    append_to_last_row,
+    disable_datasets_caching,
+    disable_logging,
+    fullname,
+    import_from_string,
+    import_module_class,
+    similarity_fct_name,
+)
 from .paraphrase import paraphrase_mining, paraphrase_mining_embeddings
 from .quantization import quantize_embeddings
 from .retrieval import semantic_search
@@ -72,6 +82,7 @@ __all__ = [
     "batch_to_device",
     "cat_padded_token_embeddings",
     "check_package_availability",
+    "check_version_requirements",
     "community_detection",
     "compute_count_vector",
     "cos_sim",
@@ -86,6 +97,7 @@ __all__ = [
     "get_world_size",
     "http_get",
     "import_from_string",
+    "import_module_class",
     "install_logger",
     "is_accelerate_available",
     "is_datasets_available",
@@ -112,8 +124,10 @@ __all__ = [
     "quantize_embeddings",
     "repad_flattened_features",
     "resolve_ids",
+    "save_to_hub_args_decorator",
     "select_max_active_dims",
     "semantic_search",
+    "similarity_fct_name",
     "stack_padded_token_embeddings",
     "to_scipy_coo",
     "truncate_embeddings",

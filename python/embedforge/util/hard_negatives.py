@@ -143,7 +143,8 @@ def mine_hard_negatives(
     max_positives = max(rows_per_query.values())
 
     if num_negatives < 1:
-        raise InvalidArgumentError(f"invalid value for `num_negatives`: got {num_negatives}, expected at least 1")
+        # sentence-transformers' wording, which scripts and tests match on.
+        raise InvalidArgumentError(f"num_negatives must be at least 1, got num_negatives={num_negatives}.")
     if range_max is None:
         widen = (
             absolute_margin is not None
@@ -157,17 +158,16 @@ def mine_hard_negatives(
         if verbose:
             print(f"Setting range_max to {range_max} based on the provided parameters.")
     if range_min < 0:
-        raise InvalidArgumentError(f"invalid value for `range_min`: got {range_min}, expected a non-negative integer")
+        raise InvalidArgumentError(f"range_min must be non-negative, got range_min={range_min}.")
     if range_min >= range_max:
         raise InvalidArgumentError(
-            f"invalid value for `range_min`: got range_min={range_min} with range_max={range_max}; "
-            "expected range_min < range_max"
+            f"range_min must be smaller than range_max, got range_min={range_min} and range_max={range_max}."
         )
     if num_negatives > range_max - range_min:
         raise InvalidArgumentError(
-            f"invalid value for `num_negatives`: cannot mine {num_negatives} negatives per query from the "
-            f"{range_max - range_min} candidates left after skipping range_min={range_min} of range_max={range_max}; "
-            "lower num_negatives or range_min, or raise range_max"
+            f"Cannot mine {num_negatives} negatives per query: only {range_max - range_min} candidates remain "
+            f"after skipping the first range_min={range_min} of range_max={range_max}. Lower num_negatives or "
+            "range_min, or raise range_max."
         )
     filters = _Filters(
         range_min=range_min,

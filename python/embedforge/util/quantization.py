@@ -11,6 +11,8 @@ embedforge-quantized embeddings can be searched with sentence-transformers-quant
 - ``ubinary``: one bit per dimension (``value > 0``), packed 8 to a byte with ``np.packbits``.
 - ``binary``: the same bytes shifted by -128 into int8.
 
+:func:`semantic_search_faiss` and :func:`semantic_search_usearch` do the same over a FAISS or usearch
+index (optional dependencies, imported on call), as sentence-transformers does.
 :func:`semantic_search_quantized` searches such a corpus exactly with embedforge's Rust engine
 (integer dot products for int8/uint8, popcount Hamming distance for binary/ubinary), with the
 arguments and rescoring semantics of sentence-transformers' ``semantic_search_faiss`` /
@@ -22,13 +24,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 from torch import Tensor
 
 from ..exceptions import InvalidArgumentError
 from .tensor import _tensor_to_numpy
+
+if TYPE_CHECKING:
+    import faiss
+    import usearch.index
 
 logger = logging.getLogger(__name__)
 
@@ -399,3 +405,297 @@ def semantic_search_quantized(
 
 
 __all__ = ["PRECISIONS", "quantize_embeddings", "semantic_search_quantized"]
+
+
+SearchResults = list[list[dict[str, int | float]]]
+
+_FAISS_PRECISIONS = ("float32", "uint8", "ubinary")
+_USEARCH_PRECISIONS = ("float32", "int8", "ubinary", "binary")
+
+
+def _check_corpus_source(
+    corpus_embeddings: Any, corpus_index: Any, corpus_precision: str, allowed: tuple[str, ...], library: str
+) -> None:
+    """Exactly one of embeddings or index, and a precision the index library supports."""
+    if corpus_embeddings is not None and corpus_index is not None:
+        raise ValueError("Only corpus_embeddings or corpus_index should be used, not both.")
+    if corpus_embeddings is None and corpus_index is None:
+        raise ValueError("Either corpus_embeddings or corpus_index should be used.")
+    if corpus_precision not in allowed:
+        quoted = ", ".join(f'"{name}"' for name in allowed)
+        raise ValueError(f"corpus_precision must be one of {quoted} for {library}, got {corpus_precision!r}.")
+
+
+def _prepare_index_queries(
+    query_embeddings: np.ndarray,
+    corpus_precision: str,
+    corpus_is_quantized: bool,
+    top_k: int,
+    ranges: np.ndarray | None,
+    calibration_embeddings: np.ndarray | None,
+    rescore: bool,
+    rescore_multiplier: int,
+    function_name: str,
+) -> tuple[np.ndarray, np.ndarray | None, int, np.ndarray | None]:
+    """Quantize float queries like the corpus and decide on rescoring.
+
+    Returns the queries to search with, the float queries to rescore with (None: no rescoring),
+    how many candidates to fetch, and the int8/uint8 ranges used (needed again to dequantize).
+    """
+    if query_embeddings.dtype in (np.uint8, np.int8):
+        if rescore:
+            logger.warning(
+                "Rescoring is enabled but the query embeddings are quantized. Either pass `rescore=False` "
+                "or don't quantize the query embeddings."
+            )
+        return query_embeddings, None, top_k, ranges
+
+    rescore_queries = None
+    k = top_k
+    if rescore:
+        if corpus_is_quantized:
+            rescore_queries = query_embeddings
+            k = top_k * rescore_multiplier
+        else:
+            logger.warning(
+                "Rescoring is enabled but the corpus is not quantized. Either pass `rescore=False` or quantize "
+                'the corpus embeddings with `quantize_embeddings(embeddings, precision="...")` and pass '
+                f'`corpus_precision="..."` to `{function_name}`.'
+            )
+    # Dequantizing candidates for rescoring needs the very ranges the queries were quantized with.
+    if rescore_queries is not None and corpus_precision in ("int8", "uint8") and ranges is None:
+        scalar_precision = cast("Literal['int8', 'uint8']", corpus_precision)
+        ranges = _get_quantization_ranges(query_embeddings, scalar_precision, calibration_embeddings)
+    queries = quantize_embeddings(
+        query_embeddings,
+        precision=cast("Precision", corpus_precision),
+        ranges=ranges,
+        calibration_embeddings=calibration_embeddings,
+    )
+    return queries, rescore_queries, k, ranges
+
+
+def _rescore_candidates(
+    rescore_queries: np.ndarray,
+    candidates: np.ndarray,
+    valid: np.ndarray,
+    corpus_precision: str,
+    ranges: np.ndarray | None,
+    top_k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank quantized candidates by their dot product with the float query.
+
+    ``candidates`` is ``(queries, k, stored width)`` in the corpus precision; ``valid`` marks the
+    slots that hold a real match. Returns, per query, the positions (into the k candidates) of the
+    best ``top_k`` and their new scores; padding slots sort last with score -inf.
+    """
+    if corpus_precision in ("ubinary", "binary"):
+        # packbits padded the dimension up to whole bytes: cut the padding bits off again.
+        unpacked = np.unpackbits(candidates.astype(np.uint8), axis=-1)[..., : rescore_queries.shape[-1]]
+        values: np.ndarray = unpacked.astype(np.int64)
+    elif corpus_precision in ("int8", "uint8"):
+        values = _dequantize_embeddings(candidates.astype(np.int64), corpus_precision, ranges)  # type: ignore[arg-type]
+    else:
+        values = candidates.astype(np.float64)
+    # One dot product per (query, candidate): query i against each of its own k candidates.
+    scores = np.einsum("qd,qkd->qk", rescore_queries, values).astype(np.float64, copy=False)
+    scores[~valid] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def _collect_results(scores: np.ndarray, ids: np.ndarray, valid: np.ndarray) -> SearchResults:
+    """Per query, the valid matches as ``{"corpus_id", "score"}`` dicts, in the order given."""
+    return [
+        [
+            {"corpus_id": int(corpus_id), "score": float(score)}
+            for score, corpus_id, keep in zip(score_row, id_row, valid_row)
+            if keep
+        ]
+        for score_row, id_row, valid_row in zip(scores, ids, valid)
+    ]
+
+
+def semantic_search_faiss(
+    query_embeddings: np.ndarray,
+    corpus_embeddings: np.ndarray | None = None,
+    corpus_index: faiss.Index | None = None,
+    corpus_precision: Literal["float32", "uint8", "ubinary"] = "float32",
+    top_k: int = 10,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+    rescore: bool = True,
+    rescore_multiplier: int = 2,
+    exact: bool = True,
+    output_index: bool = False,
+) -> tuple[SearchResults, float] | tuple[SearchResults, float, faiss.Index]:
+    """Search a (quantized) corpus with a FAISS index; needs the optional ``faiss-cpu`` package.
+
+    Args:
+        query_embeddings: Query embeddings, ideally float so they can be used for rescoring.
+        corpus_embeddings: The corpus, as :func:`quantize_embeddings` returned it for
+            ``corpus_precision``; an index is built from it. Give this or ``corpus_index``.
+        corpus_index: A FAISS index built earlier (``output_index=True`` returns one).
+        corpus_precision: "float32" or "uint8" (inner-product index) or "ubinary" (binary Hamming index).
+        top_k: Results per query (fewer when the index holds fewer vectors).
+        ranges: uint8 only: the ``(2, dim)`` per-dimension ranges the corpus was quantized with.
+        calibration_embeddings: uint8 only: embeddings giving the ranges when ``ranges`` is None
+            (else the queries' own ranges are used, which is fragile).
+        rescore: With float queries and a quantized corpus, fetch ``top_k * rescore_multiplier``
+            candidates and re-rank them by the float query's dot product with each dequantized candidate.
+        rescore_multiplier: Oversampling factor for rescoring.
+        exact: Exact (flat) index, else an approximate HNSW index (M=16).
+        output_index: Also return the index, to search again without rebuilding it.
+
+    Returns:
+        ``(results, seconds)`` or ``(results, seconds, index)``: per query a list of
+        ``{"corpus_id": int, "score": float}``, best first.
+
+    Raises:
+        ValueError: if both or neither of ``corpus_embeddings`` and ``corpus_index`` are given, or
+            for a precision FAISS cannot search.
+    """
+    import faiss
+
+    _check_corpus_source(corpus_embeddings, corpus_index, corpus_precision, _FAISS_PRECISIONS, "faiss")
+    # Float and binary FAISS indexes share no base class: the index is duck-typed from here on.
+    index: Any = corpus_index
+    if index is None:
+        assert corpus_embeddings is not None  # checked above; narrows the type
+        dim = corpus_embeddings.shape[1]
+        if corpus_precision == "ubinary":
+            bits = dim * 8
+            index = faiss.IndexBinaryFlat(bits) if exact else faiss.IndexBinaryHNSW(bits, 16)
+        else:
+            index = faiss.IndexFlatIP(dim) if exact else faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
+        index.add(corpus_embeddings)
+
+    queries, rescore_queries, k, ranges = _prepare_index_queries(
+        query_embeddings,
+        corpus_precision,
+        corpus_precision != "float32",
+        top_k,
+        ranges,
+        calibration_embeddings,
+        rescore,
+        rescore_multiplier,
+        "semantic_search_faiss",
+    )
+
+    start = time.time()
+    scores, ids = index.search(queries, k)
+    # FAISS fills short result lists with id -1: those slots are no match.
+    valid = ids != -1
+    if rescore_queries is not None:
+        # reconstruct(-1) would read out of bounds, so padding slots get a zero vector instead.
+        stored_width = index.d // 8 if corpus_precision == "ubinary" else index.d
+        stored_dtype = np.uint8 if corpus_precision == "ubinary" else np.float32
+        placeholder = np.zeros(stored_width, dtype=stored_dtype)
+        candidates = np.array(
+            [[index.reconstruct(int(i)) if i != -1 else placeholder for i in id_row] for id_row in ids]
+        ).reshape(len(ids), ids.shape[1], stored_width)
+        order, scores = _rescore_candidates(rescore_queries, candidates, valid, corpus_precision, ranges, top_k)
+        ids = np.take_along_axis(ids, order, axis=1)
+        valid = np.take_along_axis(valid, order, axis=1)
+    seconds = time.time() - start
+
+    results = _collect_results(scores, ids, valid)
+    if output_index:
+        return results, seconds, index
+    return results, seconds
+
+
+def semantic_search_usearch(
+    query_embeddings: np.ndarray,
+    corpus_embeddings: np.ndarray | None = None,
+    corpus_index: usearch.index.Index | None = None,
+    corpus_precision: Literal["float32", "int8", "ubinary", "binary"] = "float32",
+    top_k: int = 10,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+    rescore: bool = True,
+    rescore_multiplier: int = 2,
+    exact: bool = True,
+    output_index: bool = False,
+) -> tuple[SearchResults, float] | tuple[SearchResults, float, usearch.index.Index]:
+    """Search a (quantized) corpus with a usearch index; needs the optional ``usearch`` package.
+
+    Args:
+        query_embeddings: Query embeddings, ideally float so they can be used for rescoring.
+        corpus_embeddings: The corpus, as :func:`quantize_embeddings` returned it for
+            ``corpus_precision``; an index is built from it. Give this or ``corpus_index``.
+        corpus_index: A usearch index built earlier (``output_index=True`` returns one).
+        corpus_precision: "float32" (cosine), "int8" (inner product) or "ubinary"/"binary"
+            (Hamming over the sign bits).
+        top_k: Results per query (fewer when the index holds fewer vectors).
+        ranges: int8 only: the ``(2, dim)`` per-dimension ranges the corpus was quantized with.
+        calibration_embeddings: int8 only: embeddings giving the ranges when ``ranges`` is None.
+        rescore: With float queries and a quantized index, fetch ``top_k * rescore_multiplier``
+            candidates and re-rank them by the float query's dot product with each dequantized candidate.
+        rescore_multiplier: Oversampling factor for rescoring.
+        exact: Exact (brute-force) search, else usearch's approximate graph search.
+        output_index: Also return the index, to search again without rebuilding it.
+
+    Returns:
+        ``(results, seconds)`` or ``(results, seconds, index)``: per query a list of
+        ``{"corpus_id": int, "score": float}``; before rescoring the scores are usearch distances
+        (lower is better), after rescoring dot products (higher is better).
+
+    Raises:
+        ValueError: if both or neither of ``corpus_embeddings`` and ``corpus_index`` are given, or
+            for a precision usearch cannot search.
+    """
+    from usearch.compiled import ScalarKind
+    from usearch.index import Index
+
+    _check_corpus_source(corpus_embeddings, corpus_index, corpus_precision, _USEARCH_PRECISIONS, "usearch")
+    if corpus_index is None:
+        assert corpus_embeddings is not None  # checked above; narrows the type
+        dim = corpus_embeddings.shape[1]
+        if corpus_precision == "float32":
+            corpus_index = Index(ndim=dim, metric="cos", dtype="f32")
+        elif corpus_precision == "int8":
+            corpus_index = Index(ndim=dim, metric="ip", dtype="i8")
+        else:
+            corpus_index = Index(ndim=dim * 8, metric="hamming", dtype="b1")
+            if corpus_precision == "binary":
+                # A b1 index reads raw bits: undo the -128 shift quantize_embeddings applied for "binary".
+                corpus_embeddings = corpus_embeddings.view(np.uint8) ^ 0x80
+        corpus_index.add(np.arange(len(corpus_embeddings)), corpus_embeddings)
+
+    queries, rescore_queries, k, ranges = _prepare_index_queries(
+        query_embeddings,
+        corpus_precision,
+        # A passed-in index decides for itself whether it is quantized.
+        corpus_index.dtype != ScalarKind.F32,
+        top_k,
+        ranges,
+        calibration_embeddings,
+        rescore,
+        rescore_multiplier,
+        "semantic_search_usearch",
+    )
+
+    start = time.time()
+    if corpus_precision == "binary":
+        queries = queries.view(np.uint8) ^ 0x80
+    matches = corpus_index.search(queries, count=k, exact=exact)
+    scores = np.atleast_2d(matches.distances)
+    ids = np.atleast_2d(matches.keys)
+    # usearch pads short result lists and reports each query's real match count beside them; a
+    # single query's Matches has no counts, and then every slot is real.
+    counts = np.reshape(np.asarray(getattr(matches, "counts", ids.shape[1])), (-1, 1))
+    valid = np.arange(ids.shape[1]) < counts
+    if rescore_queries is not None and valid.any():
+        # get() knows no key for padding slots: look up any real key there; its score is discarded.
+        lookup_ids = np.where(valid, ids, ids[valid][0])
+        candidates = np.array([corpus_index.get(id_row) for id_row in lookup_ids])
+        order, scores = _rescore_candidates(rescore_queries, candidates, valid, corpus_precision, ranges, top_k)
+        ids = np.take_along_axis(ids, order, axis=1)
+        valid = np.take_along_axis(valid, order, axis=1)
+    seconds = time.time() - start
+
+    results = _collect_results(scores, ids, valid)
+    if output_index:
+        return results, seconds, corpus_index
+    return results, seconds

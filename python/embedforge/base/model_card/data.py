@@ -13,7 +13,7 @@ from copy import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from embedforge.base.model_card import dataset_stats, sections
+from embedforge.base.model_card import dataset_stats, media, sections, video
 from embedforge.base.model_card.markdown import join_names
 from embedforge.base.model_card.metadata import card_metadata, metadata_yaml
 from embedforge.exceptions import InvalidArgumentError
@@ -50,6 +50,10 @@ DEFAULT_IR_USAGE_EXAMPLES = [
 WIDGET_CANDIDATE_ROWS = 1000
 #: Number of widget examples.
 WIDGET_EXAMPLES = 5
+#: Media usage examples taken from the data for a model that takes more than text.
+MULTIMODAL_EXAMPLES = 3
+#: Rows searched for distinct media usage examples.
+MULTIMODAL_CANDIDATE_ROWS = 100
 #: Prompt names that mark a model as a query/document (retrieval) model.
 IR_PROMPT_NAMES = ("query", "document", "passage", "corpus")
 #: Column names that mark a training set as retrieval data.
@@ -116,7 +120,11 @@ class BaseModelCardData:
     eval_results_dict: dict[Any, dict[str, Any]] = field(default_factory=dict, init=False)
     training_logs: list[dict[str, Any]] = field(default_factory=list, init=False)
     widget: list[dict[str, Any]] = field(default_factory=list, init=False)
-    usage_examples: list[str] | None = field(default=None, init=False)
+    usage_examples: list[Any] | None = field(default=None, init=False)
+    #: The usage examples as the snippet shows them: media replaced by the paths they were saved to.
+    usage_examples_display: list[Any] | None = field(default=None, init=False, repr=False)
+    #: The folder the card is being written to (set while saving); media assets go to its ``assets/``.
+    save_dir: str | None = field(default=None, init=False, repr=False)
     citations: dict[str, str] = field(default_factory=dict, init=False)
     best_model_step: int | None = field(default=None, init=False)
     ir_model: bool | None = field(default=None, init=False, repr=False)
@@ -129,6 +137,8 @@ class BaseModelCardData:
     model: Any = field(default=None, init=False, repr=False)
     source_card_text: str | None = field(default=None, init=False, repr=False)
     _training_start_time: float | None = field(default=None, init=False, repr=False)
+    # Content hash -> asset path already written during this save (identical media share one file).
+    _asset_cache: dict[int, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.language is None:
@@ -185,10 +195,43 @@ class BaseModelCardData:
         loss: Any,
         router_mapping: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Add size, columns, column statistics, samples and loss description to ``dataset_info``."""
-        return dataset_stats.compute_dataset_metrics(
+        """Add size, columns, column statistics, samples and loss description to ``dataset_info``.
+
+        The statistics and samples also come as rendered Markdown (``stats_table``,
+        ``examples_table``); with a ``save_dir``, media among the samples are saved as files.
+        """
+        dataset_info = dataset_stats.compute_dataset_metrics(
             dataset, dataset_info, loss, model=self.model, router_mapping=router_mapping
         )
+        if dataset_info.get("stats"):
+            dataset_info["stats_table"] = dataset_stats.stats_table(dataset_info)
+        if dataset_info.get("examples"):
+            dataset_info["examples_table"], _ = self._render_examples_table(dataset_info)
+        return dataset_info
+
+    def _render_examples_table(self, dataset_info: dict[str, Any], asset_counter: int = 0) -> tuple[str, int]:
+        """The samples table of a dataset, saving its media when there is a ``save_dir``.
+
+        Returns the table and the next free asset number, to pass on to the next dataset's table.
+        """
+        counter = asset_counter
+
+        def cell(value: Any) -> str:
+            nonlocal counter
+            if media.is_saveable_example(value) and self.save_dir:
+                text, counter = self._format_and_save_example(value, counter)
+                return text
+            return dataset_stats.code_cell(value)
+
+        examples = dataset_info.get("examples")
+        if isinstance(examples, dict):
+            # sentence-transformers keeps the samples as columns ({"column": [values]}): turn them into rows.
+            columns = dataset_info.get("_example_columns") or list(examples)
+            count = min((len(examples[column]) for column in columns), default=0)
+            dataset_info = {"examples": [{column: examples[column][row] for column in columns} for row in range(count)]}
+        if not self.save_dir:
+            return dataset_stats.samples_table(dataset_info), counter
+        return dataset_stats.samples_table(dataset_info, format_cell=cell), counter
 
     def extract_dataset_metadata(
         self,
@@ -288,7 +331,54 @@ class BaseModelCardData:
         generator = random.Random(0)
         self.widget = []
         for part_index in sorted(generator.choices(range(len(parts)), k=WIDGET_EXAMPLES)):
-            self._add_widget_example(parts[part_index], generator)
+            try:
+                self._add_widget_example(parts[part_index], generator)
+            except Exception as error:  # noqa: BLE001 - e.g. a set_transform failing on these rows
+                logger.warning("Model card: no usage examples from a dataset whose rows cannot be read: %r", error)
+        modalities = getattr(self.model, "modalities", None) or []
+        if any(modality not in ("text", "message") for modality in modalities):
+            self._set_multimodal_usage_examples(dataset)
+
+    def _set_multimodal_usage_examples(self, dataset: Any) -> None:
+        """Use media from the data as usage examples when the model takes more than text.
+
+        A model listing a combined modality (a tuple such as ``("image", "text")``) whose parts all
+        have a column gets dicts with one value per part; otherwise the first non-text modality the
+        model and the data share gives single media, duplicates skipped. Retrieval models take the
+        query from the first column and three distinct documents from the second.
+        """
+        parts = list(dataset.values()) if isinstance(dataset, dict) else [dataset]
+        first = parts[0] if parts else None
+        if first is None or not dataset_stats.is_sized_dataset(first) or len(first) == 0:
+            return
+        columns = [column for column in first.column_names if column != dataset_stats.DATASET_NAME_COLUMN]
+        if self.ir_model and len(columns) >= 2:
+            documents = _distinct_values(first, columns[1], MULTIMODAL_EXAMPLES)
+            self.usage_examples = [first[0][columns[0]], *documents]
+            return
+
+        column_modalities = _column_modalities(first)
+        available = set(column_modalities.values())
+        model_modalities = list(getattr(self.model, "modalities", None) or [])
+        combined = next(
+            (
+                modality
+                for modality in model_modalities
+                if isinstance(modality, tuple) and all(part in available for part in modality)
+            ),
+            None,
+        )
+        if combined is not None:
+            # The first column of each modality in the combination.
+            chosen = {part: next(c for c, m in column_modalities.items() if m == part) for part in combined}
+            rows = min(MULTIMODAL_EXAMPLES, len(first))
+            self.usage_examples = [{part: first[row][column] for part, column in chosen.items()} for row in range(rows)]
+            return
+        for modality in model_modalities:
+            if isinstance(modality, str) and modality not in ("text", "message") and modality in available:
+                column = next(c for c, m in column_modalities.items() if m == modality)
+                self.usage_examples = _distinct_values(first, column, MULTIMODAL_EXAMPLES)
+                return
 
     def _add_widget_example(self, dataset: Any, generator: random.Random) -> None:
         columns = [
@@ -447,8 +537,133 @@ class BaseModelCardData:
         return sections.usage_section(self, "SentenceTransformer", "embed some texts", "embeddings")
 
     def generate_usage_snippet(self) -> str:
-        """The usage code block: load the model with embedforge and compare the usage examples."""
-        return sections.embedding_usage_snippet(self)
+        """The usage code block: load the model with embedforge and compare the usage examples.
+
+        The examples shown are :attr:`usage_examples_display` when media were saved, else
+        :attr:`usage_examples`, else a few default sentences.
+        """
+        display = self.usage_examples_display or self.usage_examples
+        # Decide on the originals: the display turns media into path strings.
+        source = self.usage_examples or display or []
+        if display and any(not isinstance(item, (str, list)) for item in source):
+            return self._generate_non_text_snippet(display)
+        if not display:
+            display = list(DEFAULT_IR_USAGE_EXAMPLES if self.ir_model else DEFAULT_USAGE_EXAMPLES)
+        return sections.embedding_usage_snippet(self, display)
+
+    # -- media in the card --------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_typed_media_dict(item: Any) -> bool:
+        """An audio or video sample dict, as opposed to a multimodal input dict."""
+        return media.is_typed_media_dict(item)
+
+    @staticmethod
+    def _hash_asset(value: Any) -> int | None:
+        """A content hash of a medium (None for values that are not saved as files)."""
+        return media.asset_hash(value)
+
+    @staticmethod
+    def _format_example_value(value: Any) -> str:
+        """One cell of the dataset samples table (media described, long values cut, Markdown escaped)."""
+        return media.format_example_value(value)
+
+    @staticmethod
+    def _video_decoder_to_dict(value: Any) -> dict[str, Any]:
+        """A video decoder's clip as ``{"array": frames, "video_metadata": {...}}`` (RuntimeError if undecodable)."""
+        return video.to_video_dict(value)
+
+    @staticmethod
+    def _prepare_for_inference(value: Any) -> Any:
+        """A usage example as the model takes it: video decoders decoded to frames, dicts value by value."""
+        if video.is_video_decoder(value):
+            return video.to_video_dict(value)
+        if isinstance(value, dict):
+            return {key: BaseModelCardData._prepare_for_inference(item) for key, item in value.items()}
+        return value
+
+    def _save_asset(self, value: Any, assets_dir: str, idx: int, prefix: str = "") -> str | None:
+        """Write a medium to ``assets_dir`` (once per content) and return its ``assets/...`` path, or None."""
+        return media.save_asset(value, assets_dir, idx, self._asset_cache, prefix=prefix)
+
+    def _save_or_describe(self, value: Any, assets_dir: str, counter: int) -> tuple[Any, int]:
+        """A text stays; a medium becomes its saved path (or ``<TypeName>`` if it cannot be saved)."""
+        if isinstance(value, str):
+            return value, counter
+        content_hash = media.asset_hash(value)
+        if content_hash is not None and content_hash in self._asset_cache:
+            # Already written: reuse the file and keep the numbering free of gaps.
+            return self._asset_cache[content_hash], counter
+        path = self._save_asset(value, assets_dir, counter)
+        if path is None:
+            return f"<{type(value).__name__}>", counter
+        return path, counter + 1
+
+    def save_usage_example_assets(self) -> None:
+        """Save the media among the usage examples to ``<save_dir>/assets`` and set :attr:`usage_examples_display`.
+
+        The display examples have the structure of :attr:`usage_examples` with each medium replaced
+        by its relative path (``"assets/image_0.jpg"``); texts stay. Nothing happens without a
+        ``save_dir``, without usage examples, or when every example is text.
+        """
+        if not self.save_dir or not self.usage_examples:
+            return
+        if all(media.is_text_example(item) for item in self.usage_examples):
+            return
+        assets_dir = os.path.join(self.save_dir, "assets")
+        counter = 0
+        display: list[Any] = []
+        for item in self.usage_examples:
+            if media.is_text_example(item):
+                display.append(item)
+            elif isinstance(item, list):
+                # A pair with a medium in it, e.g. [image, "caption"].
+                shown = []
+                for part in item:
+                    value, counter = self._save_or_describe(part, assets_dir, counter)
+                    shown.append(value)
+                display.append(shown)
+            elif isinstance(item, dict) and not media.is_typed_media_dict(item):
+                shown_dict = {}
+                for key, part in item.items():
+                    shown_dict[key], counter = self._save_or_describe(part, assets_dir, counter)
+                display.append(shown_dict)
+            else:
+                value, counter = self._save_or_describe(item, assets_dir, counter)
+                display.append(value)
+        self.usage_examples_display = display
+
+    def _format_and_save_example(self, value: Any, counter: int) -> tuple[str, int]:
+        """A samples-table cell: a saved medium as an inline tag (when saving), anything else as code."""
+        if not media.is_saveable_example(value) or not self.save_dir:
+            return f"<code>{media.format_example_value(value)}</code>", counter
+        content_hash = media.asset_hash(value)
+        if content_hash is not None and content_hash in self._asset_cache:
+            return media.example_asset_html(value, self._asset_cache[content_hash]), counter
+        path = self._save_asset(value, os.path.join(self.save_dir, "assets"), counter, prefix="example_")
+        if path is None:
+            return f"<code>{media.format_example_value(value)}</code>", counter
+        return media.example_asset_html(value, path), counter + 1
+
+    def _asset_path_to_url(self, relative_path: str) -> str:
+        """Where a saved asset is reachable once the model is on the Hub (the relative path without model_id)."""
+        if self.model_id:
+            return f"https://huggingface.co/{self.model_id}/resolve/main/{relative_path}"
+        return relative_path
+
+    def _format_snippet_value(self, value: Any) -> str:
+        """A value as Python source for the snippet: asset paths become URLs, containers are formatted item by item."""
+        if isinstance(value, str) and value.startswith("assets/"):
+            return repr(self._asset_path_to_url(value))
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{key!r}: {self._format_snippet_value(item)}" for key, item in value.items()) + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(self._format_snippet_value(item) for item in value) + "]"
+        return repr(value)
+
+    def _generate_non_text_snippet(self, display: list[Any]) -> str:
+        """The usage snippet for media inputs (single media or multimodal dicts)."""
+        return sections.media_usage_snippet(self, [self._format_snippet_value(item) for item in display])
 
     def training_time(self) -> dict[str, float | None]:
         """Seconds spent training (without evaluation), evaluating, and in total; None before training."""
@@ -462,12 +677,22 @@ class BaseModelCardData:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The card's YAML header as a dict (the keys huggingface_hub's ModelCard understands)."""
-        return card_metadata(self)
+        """The card's YAML header as a dict, plus the rendered ``usage_snippet``.
+
+        Like rendering the card, this first lets the recorded evaluators mark a retrieval model and
+        runs the usage examples through the model, so the snippet is the one the card would show.
+        """
+        if self.ir_model is None and self.eval_results_dict:
+            self.try_to_set_ir_model_from_evaluators()
+        try:
+            self.run_usage_snippet()
+        except Exception as error:  # noqa: BLE001 - the snippet is still useful without printed scores
+            logger.warning("Could not run the model card's usage snippet: %s", error)
+        return {**card_metadata(self), "usage_snippet": self.generate_usage_snippet()}
 
     def to_yaml(self, line_break: str | None = None) -> str:
         """The YAML header text (without the ``---`` fences)."""
-        return metadata_yaml(self.to_dict())
+        return metadata_yaml(card_metadata(self))
 
 
 def card_title(card_text: str) -> str | None:
@@ -490,3 +715,34 @@ def _first_text(value: Any) -> Any:
     if isinstance(value, dict):
         return next(iter(value.values()), None)
     return value
+
+
+def _column_modalities(dataset: Any) -> dict[str, str]:
+    """Column -> "text" / "image" / "audio" / "video", from the dataset's declared features."""
+    found: dict[str, str] = {}
+    for column, feature in (getattr(dataset, "features", None) or {}).items():
+        if column == dataset_stats.DATASET_NAME_COLUMN:
+            continue
+        kind = type(feature).__name__
+        if kind == "Value" and getattr(feature, "dtype", None) in ("string", "large_string"):
+            found[column] = "text"
+        elif kind in ("Image", "Audio", "Video"):
+            found[column] = kind.lower()
+    return found
+
+
+def _distinct_values(dataset: Any, column: str, wanted: int) -> list[Any]:
+    """Up to ``wanted`` values of ``column`` from the first rows, skipping repeats of the same content."""
+    values: list[Any] = []
+    seen: set[int] = set()
+    for row in range(min(MULTIMODAL_CANDIDATE_ROWS, len(dataset))):
+        value = dataset[row][column]
+        content = hash(value) if isinstance(value, str) else media.asset_hash(value)
+        if content is not None:
+            if content in seen:
+                continue
+            seen.add(content)
+        values.append(value)
+        if len(values) >= wanted:
+            break
+    return values

@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import nn
 
+from embedforge.base.modality.detection import format_modality, infer_modality
+from embedforge.base.model_card import media
 from embedforge.base.model_card.markdown import html_list, markdown_table
 
 logger = logging.getLogger(__name__)
@@ -109,14 +111,35 @@ def column_stats(dataset: Any, column: str, model: Any = None, task: str | None 
     """
     rows = min(len(dataset), STATS_ROWS)
     first = dataset[0][column]
+    raw_modality = _column_modality(first, model)
+    modality = format_modality(raw_modality) if raw_modality else ""
+    stats_entry = _column_stats_by_type(dataset, column, first, raw_modality, rows, model, task)
+    stats_entry["modality"] = modality
+    return stats_entry
+
+
+def _column_modality(first: Any, model: Any) -> Any:
+    """The modality of a column's first value ("" for numbers, lists and other non-inputs)."""
+    try:
+        return infer_modality(first, supported_modalities=getattr(model, "modalities", None))
+    except ValueError:
+        return ""
+
+
+def _column_stats_by_type(
+    dataset: Any, column: str, first: Any, raw_modality: Any, rows: int, model: Any, task: str | None
+) -> dict[str, Any]:
+    """The ``dtype`` and ``data`` of a column's statistics, by the type of its first value."""
     if isinstance(first, str):
+        if raw_modality in ("image", "video", "audio"):
+            # Paths or URLs of media: tokenising them would load every file for a number nobody needs.
+            return {"dtype": "string", "data": {}}
         stats, unit = RunningStats(), "characters"
         for chunk in _chunks(dataset, column, rows):
             lengths, unit = _text_lengths(model, chunk, task)
             stats.add(lengths)
         return {
             "dtype": "string",
-            "modality": "text",
             "data": {
                 "min": f"{round(stats.min, 2)} {unit}",
                 "mean": f"{round(stats.mean, 2)} {unit}",
@@ -155,6 +178,32 @@ def column_stats(dataset: Any, column: str, model: Any = None, task: str | None 
                 "max": f"{int(stats.max)} elements",
             },
         }
+    if media.is_pil_image(first):
+        widths, heights = RunningStats(), RunningStats()
+        for chunk in _chunks(dataset, column, rows):
+            images = [image for image in chunk if media.is_pil_image(image)]
+            widths.add(image.width for image in images)
+            heights.add(image.height for image in images)
+        return {
+            "dtype": "image",
+            "data": {
+                name: f"{int(width)}x{int(height)} px"
+                for name, width, height in (
+                    ("min", widths.min, heights.min),
+                    ("mean", widths.mean, heights.mean),
+                    ("max", widths.max, heights.max),
+                )
+            },
+        }
+    if media.is_audio_dict(first) and raw_modality == "audio":
+        durations = RunningStats()
+        for chunk in _chunks(dataset, column, rows):
+            durations.add(len(clip["array"]) / clip["sampling_rate"] for clip in chunk if media.is_audio_dict(clip))
+        data: dict[str, Any] = {}
+        if durations.count:
+            data = {"min": f"{durations.min:.2f}s", "mean": f"{durations.mean:.2f}s", "max": f"{durations.max:.2f}s"}
+        data["sampling_rate"] = f"{first['sampling_rate']} Hz"
+        return {"dtype": "audio", "data": data}
     return {"dtype": fullname(first), "data": {}}
 
 
@@ -238,10 +287,19 @@ def stats_table(dataset_info: dict[str, Any]) -> str:
     return markdown_table(rows)
 
 
-def samples_table(dataset_info: dict[str, Any]) -> str:
-    """Markdown table of the first few rows, each cell in <code>."""
+def samples_table(dataset_info: dict[str, Any], format_cell: Any = None) -> str:
+    """Markdown table of the first few rows, each cell in <code> (or as ``format_cell(value)`` makes it)."""
     examples = dataset_info.get("examples") or []
     if not examples:
         return ""
-    rows = [{column: f"<code>{format_sample_value(value)}</code>" for column, value in row.items()} for row in examples]
+    if format_cell is None:
+        format_cell = code_cell
+    rows = [{column: format_cell(value) for column, value in row.items()} for row in examples]
     return markdown_table(rows)
+
+
+def code_cell(value: Any) -> str:
+    """A samples-table cell: media described in words, any other value as escaped code."""
+    if media.is_pil_image(value) or media.is_typed_media_dict(value):
+        return f"<code>{media.format_example_value(value)}</code>"
+    return f"<code>{format_sample_value(value)}</code>"

@@ -144,7 +144,7 @@ def _dataset_markdown(entry: dict[str, Any], kind: str) -> list[str]:
     if table := dataset_stats.stats_table(entry):
         rows = min(entry.get("size") or dataset_stats.STATS_ROWS, dataset_stats.STATS_ROWS)
         lines += [f"* Approximate statistics based on the first {rows} samples:", indent(table, "  ")]
-    if table := dataset_stats.samples_table(entry):
+    if table := entry.get("examples_table") or dataset_stats.samples_table(entry):
         lines += ["* Samples:", indent(table, "  ")]
     if loss := entry.get("loss"):
         described = f"* Loss: <code>{loss['fullname']}</code>"
@@ -224,6 +224,19 @@ def generate_model_card(model: Any) -> str:
         data.run_usage_snippet()
     except Exception as error:  # noqa: BLE001 - the card is still useful without the printed scores
         logger.warning("Could not run the model card's usage snippet: %s", error)
+    # Deduplicate media within this save only: files of an earlier save may be gone.
+    data._asset_cache = {}
+    try:
+        data.save_usage_example_assets()
+    except Exception as error:  # noqa: BLE001 - the card can still show the examples as text
+        logger.warning("Could not save the usage examples' media: %s", error)
+    if data.save_dir:
+        # The samples tables were first drawn when training began, before there was a folder to
+        # save their media to: draw them again, numbering the files across all datasets.
+        counter = 0
+        for entry in [*data.train_datasets, *data.eval_datasets]:
+            if entry.get("examples"):
+                entry["examples_table"], counter = data._render_examples_table(entry, counter)
     facts = data.card_facts()
     title = data.model_name or data.get_default_model_name()
     lines = [
@@ -250,7 +263,11 @@ def generate_model_card(model: Any) -> str:
         *_training_markdown(data),
         *_citations_markdown(data),
     ]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    if data.model_id:
+        # The Hub renders a README without its folder: saved media are linked by their Hub URL.
+        text = text.replace('src="assets/', f'src="{data._asset_path_to_url("assets/")}')
+    return text
 
 
 def _citations_markdown(data: BaseModelCardData) -> list[str]:
@@ -283,11 +300,16 @@ def write_model_card(
     if data.source_card_text and "generated_from_trainer" not in data.tags:
         text = data.source_card_text
     else:
+        # Media among the usage examples are written next to the README, under assets/.
+        data.save_dir = folder
         try:
             text = generate_model_card(model)
         except Exception:
             # Losing the trained weights over a card problem would be far worse than a missing README.
             logger.exception("Could not generate the model card; saving the model without README.md")
             return
+        finally:
+            # Saves write to a temporary folder that is then renamed: nothing may be written there later.
+            data.save_dir = None
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as f:
         f.write(text)

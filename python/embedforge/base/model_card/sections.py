@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from embedforge.base.modality.detection import format_modality
 from embedforge.base.model_card.markdown import code_block, join_names
 
 if TYPE_CHECKING:
@@ -20,8 +21,9 @@ SIMILARITY_NAMES = {
     "euclidean": "Euclidean Distance",
     "manhattan": "Manhattan Distance",
 }
-#: Where the usage snippet loads the model from when the card has no model_id.
-PLACEHOLDER_MODEL_PATH = "path/to/this/model"
+#: What the usage snippet loads when the card has no model_id (sentence-transformers' placeholder, which
+#: readers of both libraries' cards recognise).
+PLACEHOLDER_MODEL_PATH = "sentence_transformers_model_id"
 #: Why the card mentions sentence-transformers: the saved folder is also one of its models.
 SENTENCE_TRANSFORMERS_NOTE = (
     "The folder uses the sentence-transformers layout, so `from sentence_transformers import "
@@ -91,11 +93,19 @@ def embedding_details(data: BaseModelCardData, facts: dict[str, Any]) -> list[st
     """The "Model Description" list for an embedding model."""
     head, tail = common_details(data)
     details = ["- **Model Type:** Sentence Transformer", *head]
+    details.append(f"- **Maximum Sequence Length:** {facts['max_seq_length']} tokens")
+    # Per-task caps (ColBERT-style query/document lengths) override the sequence length for that task.
+    transformer = next((module for module in _children(data.model) if type(module).__name__ == "Transformer"), None)
+    for label, attribute in (("Query", "query_length"), ("Document", "document_length")):
+        if (length := getattr(transformer, attribute, None)) is not None:
+            details.append(f"    - **Maximum {label} Length:** {length} tokens")
     details += [
-        f"- **Maximum Sequence Length:** {facts['max_seq_length']} tokens",
         f"- **Output Dimensionality:** {facts['output_dim']} dimensions",
         f"- **Similarity Function:** {facts['similarity']}",
     ]
+    modalities = getattr(data.model, "modalities", None) or ["text"]
+    names = ", ".join(format_modality(modality).title() for modality in modalities)
+    details.append(f"- **Supported Modalit{'ies' if len(modalities) > 1 else 'y'}:** {names}")
     if prompts := getattr(data.model, "prompts", None):
         import json
 
@@ -103,11 +113,25 @@ def embedding_details(data: BaseModelCardData, facts: dict[str, Any]) -> list[st
     return details + tail
 
 
-def embedding_usage_snippet(data: BaseModelCardData) -> str:
-    """Python code loading the embedding model with embedforge and comparing a few texts."""
+def _snippet_output_dim(data: BaseModelCardData) -> int | str:
+    """The embedding size printed in the snippet's shape comments ("?" when the model cannot say)."""
+    if data.model is None:
+        return "?"
+    try:
+        return data.model.get_embedding_dimension()
+    except Exception:  # noqa: BLE001 - a comment in the snippet is not worth failing the card over
+        return "?"
+
+
+def _children(model: Any) -> list[Any]:
+    """The model's modules in order (none for a card without a model)."""
+    return list(model.children()) if hasattr(model, "children") else []
+
+
+def embedding_usage_snippet(data: BaseModelCardData, examples: list[Any]) -> str:
+    """Python code loading the embedding model with embedforge and comparing the texts ``examples``."""
     model_path = data.model_id or PLACEHOLDER_MODEL_PATH
-    examples = data.usage_examples or []
-    output_dim = embedding_facts(data)["output_dim"] if data.model is not None else None
+    output_dim = _snippet_output_dim(data)
     lines = ["from embedforge import SentenceTransformer", "", f'model = SentenceTransformer("{model_path}")']
     if data.ir_model and len(examples) > 1:
         lines += ["queries = [", f"    {examples[0]!r},", "]", "documents = ["]
@@ -138,6 +162,27 @@ def embedding_usage_snippet(data: BaseModelCardData) -> str:
         lines += ["print(similarities)", data.similarities]
     else:
         lines += ["print(similarities.shape)", shape]
+    return code_block("\n".join(lines), "python")
+
+
+def media_usage_snippet(data: BaseModelCardData, formatted_inputs: list[str]) -> str:
+    """Python code embedding media inputs; ``formatted_inputs`` are already Python source (URLs for saved files)."""
+    model_path = data.model_id or PLACEHOLDER_MODEL_PATH
+    output_dim = _snippet_output_dim(data)
+    count = len(formatted_inputs)
+    lines = ["from embedforge import SentenceTransformer", "", f'model = SentenceTransformer("{model_path}")']
+    lines += ["inputs = [", *(f"    {value}," for value in formatted_inputs), "]"]
+    lines += [
+        "embeddings = model.encode(inputs)",
+        "print(embeddings.shape)",
+        f"# [{count}, {output_dim}]",
+        "",
+        "similarities = model.similarity(embeddings, embeddings)",
+    ]
+    if data.similarities:
+        lines += ["print(similarities)", data.similarities]
+    else:
+        lines += ["print(similarities.shape)", f"# [{count}, {count}]"]
     return code_block("\n".join(lines), "python")
 
 
