@@ -14,7 +14,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from torch import nn
@@ -22,7 +22,15 @@ from torch import nn
 from embedforge._internal.atomic import atomic_directory
 from embedforge._internal.multi_process import MultiProcessMixin
 from embedforge._version import __version__
+from embedforge.base.modality import (
+    infer_batch_modality,
+    infer_modality,
+    is_non_text_pair,
+    raise_unsupported_modality_error,
+)
+from embedforge.base.modality_types import MULTIMODAL_DICT_KEYS
 from embedforge.base.modules.registry import read_json, save_modules
+from embedforge.base.modules.router import Router
 from embedforge.base.modules.transformer import Transformer
 from embedforge.exceptions import InvalidArgumentError
 
@@ -52,6 +60,13 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
             modules = OrderedDict((str(index), module) for index, module in enumerate(modules))
         super().__init__(modules or OrderedDict())
 
+    def _post_init(self) -> None:
+        """The last construction step: tell every module the model is ready (``Module.on_model_ready``)."""
+        for module in self._modules.values():
+            hook = getattr(module, "on_model_ready", None)
+            if callable(hook):
+                hook(self)
+
     # -- configuration -----------------------------------------------------------------------------
 
     def _read_model_config(self, folder: str) -> dict[str, Any]:
@@ -78,7 +93,8 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
                 self.prompts[name] = ""
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise InvalidArgumentError(
-                f"default_prompt_name={self.default_prompt_name!r} is not among the prompts {list(self.prompts)}"
+                f"Default prompt name '{self.default_prompt_name}' not found in the configured prompts dictionary "
+                f"with keys {list(self.prompts)!r}. Set default_prompt_name to one of them, or add that prompt."
             )
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
@@ -156,8 +172,31 @@ class BaseModel(MultiProcessMixin, nn.Sequential):
     def _last_module(self) -> nn.Module:
         return list(self._modules.values())[-1]
 
+    def _can_flatten_inputs(self) -> bool:
+        """Whether text batches can be packed without padding: the input Transformer says so, or for a
+        Router, the Transformer starting every route does (which route a batch takes is not known yet)."""
+        first = self._first_module()
+        if isinstance(first, Transformer):
+            return bool(first.can_flatten_inputs)
+        if isinstance(first, Router) and len(first.sub_modules):
+            firsts = [cast(nn.Sequential, route)[0] for route in first.sub_modules.values()]
+            return all(isinstance(module, Transformer) and module.can_flatten_inputs for module in firsts)
+        return False
+
     def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Tokenise a batch with the first module."""
+        """Turn a batch into features with the first module, after checking the model supports its modality.
+
+        Raises:
+            ValueError: If the batch's modality (or a mix of modalities) is one the model cannot encode.
+        """
+        if not inputs:
+            return {}
+        try:
+            modality = infer_batch_modality(inputs, supported_modalities=self.modalities)
+        except (ValueError, TypeError):
+            modality = None  # the input module reports what it cannot read
+        if modality is not None and not self.supports(modality):
+            raise_unsupported_modality_error(inputs, modality, self.modalities, f"{type(self).__name__} model")
         first = self._first_module()
         accepted = accepted_kwargs(first.preprocess, kwargs) if hasattr(first, "preprocess") else {}
         if hasattr(first, "preprocess"):
@@ -239,12 +278,16 @@ def resolve_prompt(
     """The prompt text to use: ``prompt`` itself, else the named prompt, else the default prompt (or None)."""
     if prompt is not None:
         if prompt_name is not None:
-            logger.warning("Both prompt and prompt_name were given; using prompt and ignoring prompt_name.")
+            logger.warning(
+                "Provide either a `prompt`, a `prompt_name`, or neither, but not both. "
+                "Ignoring the `prompt_name` in favor of `prompt`."
+            )
         return prompt
     if prompt_name is not None:
         if prompt_name not in prompts:
             raise InvalidArgumentError(
-                f"prompt_name={prompt_name!r} is not among the configured prompts {list(prompts)}"
+                f"Prompt name '{prompt_name}' not found in the configured prompts dictionary with keys "
+                f"{list(prompts)!r}. Pass one of them as prompt_name, or a prompt text as prompt."
             )
         return prompts[prompt_name]
     if default_prompt_name is not None:
@@ -276,14 +319,30 @@ def pick_device(device: str | None) -> str:
     return "cpu"
 
 
+def _is_task_dict(item: Any) -> bool:
+    """An old Asym-style input, ``{task: text}``: one non-modality key holding a string."""
+    return (
+        isinstance(item, dict)
+        and len(item) == 1
+        and next(iter(item)) not in MULTIMODAL_DICT_KEYS | {"role", "content", "array"}
+        and isinstance(next(iter(item.values())), str)
+    )
+
+
 def check_texts(inputs: list[Any]) -> None:
-    """Reject anything but strings (or pairs of strings), naming the first bad index and its type."""
+    """Reject inputs of no accepted form (text, text pairs, media, chat messages, modality dicts), naming
+    the first bad index, its type and the reason."""
     for index, item in enumerate(inputs):
         if isinstance(item, str):
             continue
         if isinstance(item, (tuple, list)) and item and all(isinstance(part, str) for part in item):
             continue
-        raise InvalidArgumentError(f"inputs[{index}] is {type(item).__name__} ({item!r:.60}); expected str")
+        if is_non_text_pair(item) or _is_task_dict(item):
+            continue
+        try:
+            infer_modality(item)
+        except ValueError as error:
+            raise InvalidArgumentError(f"inputs[{index}] is {type(item).__name__} ({item!r:.60}): {error}") from None
 
 
 __all__ = ["BaseModel", "accepted_kwargs", "check_texts", "library_versions", "pick_device", "resolve_prompt"]

@@ -126,6 +126,7 @@ class SentenceTransformer(BaseModel, FitMixin):
         self.to(pick_device(device))
         self._source_path = model_name_or_path
         self.model_card_data.register_model(self)
+        self._post_init()
 
     # -- loading -----------------------------------------------------------------------------------
 
@@ -226,8 +227,16 @@ class SentenceTransformer(BaseModel, FitMixin):
     # -- tokenisation and forward ------------------------------------------------------------------
 
     def forward(self, input: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Run the features through every module; each gets only the keyword arguments it declares."""
+        """Run the features through every module; each gets only the keyword arguments it declares.
+
+        A Router gets them all: it passes each on to the routed modules that declare it.
+        """
+        from embedforge.base.modules.router import Router
+
         for name, module in self.named_children():
+            if isinstance(module, Router):
+                input = module(input, **kwargs)
+                continue
             accepted = set(self.module_kwargs.get(name, ())) | set(getattr(module, "forward_kwargs", ()))
             input = module(
                 input,
@@ -335,17 +344,24 @@ class SentenceTransformer(BaseModel, FitMixin):
             raise InvalidArgumentError(f"batch_size={batch_size!r}; expected a positive integer")
         if precision is not None and precision not in ALLOWED_PRECISIONS:
             raise InvalidArgumentError(
-                f"precision={precision!r} is not supported; expected one of {ALLOWED_PRECISIONS}"
+                f"Precision '{precision}' is not supported (the precision argument); expected one of {ALLOWED_PRECISIONS}"
             )
         if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise InvalidArgumentError(
                 f"output_value={output_value!r}; expected 'sentence_embedding', 'token_embeddings' or None"
             )
-        unknown = set(kwargs) - set(self.get_model_kwargs()) - {"task"}
+        model_kwargs = self.get_model_kwargs()
+        # processing_kwargs reaches the input module's preprocess (per-call processor options).
+        unknown = set(kwargs) - set(model_kwargs) - {"task", "processing_kwargs"}
         if unknown:
+            accepted = (
+                f"the valid additional keyword arguments are: {model_kwargs}."
+                if model_kwargs
+                else "this model does not accept any additional keyword arguments."
+            )
             raise InvalidArgumentError(
-                f"encode() got keyword arguments this model does not use: {sorted(unknown)}; "
-                f"it accepts {self.get_model_kwargs()}"
+                f"{type(self).__name__}.encode() has been called with additional keyword arguments that this model "
+                f"does not use: {sorted(unknown)}. As per {type(self).__name__}.get_model_kwargs(), {accepted}"
             )
         single = self.is_singular_input(inputs)
         batch: list[Any]
@@ -697,8 +713,21 @@ def _length_order(inputs: list[Any]) -> list[int]:
         from embedforge import _core
 
         return _core.length_order(inputs).tolist()
-    lengths = [sum(len(part) for part in item) if isinstance(item, (tuple, list)) else len(item) for item in inputs]
+    lengths = [_input_length(item) for item in inputs]
     return sorted(range(len(inputs)), key=lambda index: -lengths[index])
+
+
+def _input_length(item: Any) -> int:
+    """A sort key for batching: the text length of texts, pairs, modality dicts and chat messages; 0 for media."""
+    if isinstance(item, str):
+        return len(item)
+    if isinstance(item, dict):
+        if "content" in item:
+            return _input_length(item["content"])
+        return _input_length(item.get("text", ""))
+    if isinstance(item, (tuple, list)):
+        return sum(_input_length(part) for part in item)
+    return 0
 
 
 __all__ = ["SentenceTransformer"]

@@ -7,7 +7,9 @@ folder (its config JSON plus optional ``model.safetensors``).
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +19,8 @@ from torch import nn
 
 from embedforge._internal.weights import load_state_dict_file, save_state_dict_file
 from embedforge.exceptions import ModelFormatError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     # typing.Self is Python 3.11+; annotations are never evaluated at runtime here.
@@ -59,6 +63,13 @@ class Module(ABC, nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         """The configuration saved to ``config_file_name``."""
         return {key: getattr(self, key) for key in self.config_keys}
+
+    def on_model_ready(self, model: Any) -> None:
+        """Called once the owning model is built (all modules and the tokenizer in place); a no-op by default.
+
+        Override it to resolve state that depends on the whole model. A module appended to a model after
+        construction does not get the call.
+        """
 
     def get_embedding_dimension(self) -> int | None:
         """Width of the embeddings this module outputs, or None when it does not change or know it."""
@@ -163,22 +174,68 @@ class ModuleWithWeights(Module):
 
 
 class InputModule(Module):
-    """A module that turns raw inputs into tensors (it owns a tokenizer) and is saved in the root folder."""
+    """A module that turns raw inputs into tensors (it owns a tokenizer or processor) and is saved in the root folder.
+
+    Subclasses implement :meth:`preprocess`. Older ones implementing only :meth:`tokenize` still work.
+    """
 
     save_in_root: ClassVar[bool] = True
 
+    @property
+    def modalities(self) -> list[Any]:
+        """The input modalities the module accepts (``["text"]`` unless a subclass says otherwise)."""
+        return ["text"]
+
+    @staticmethod
+    def _prepend_prompt(inputs: list[str], prompt: str) -> list[str]:
+        """Each text input with ``prompt`` in front."""
+        return [prompt + text for text in inputs]
+
     def preprocess(self, inputs: list[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Tokenise a batch of inputs into the features ``forward`` expects."""
-        return self.tokenize(inputs, prompt=prompt, **kwargs)
+        """Turn a batch of inputs into the features ``forward`` expects.
+
+        Raises:
+            NotImplementedError: If the subclass implements neither this nor the older :meth:`tokenize`.
+        """
+        # An old-style subclass implements tokenize() only; calling the base tokenize() here would recurse.
+        if type(self).tokenize is not InputModule.tokenize:
+            _warning_once(
+                f"{type(self).__name__} overrides `tokenize` instead of `preprocess`. `tokenize` is deprecated, "
+                "please override `preprocess` instead."
+            )
+            if prompt:
+                inputs = self._prepend_prompt(inputs, prompt)
+            return self.tokenize(inputs, **kwargs)
+        raise NotImplementedError(f"{type(self).__name__} must implement the `preprocess` method.")
 
     def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
-        """Tokenise a batch of texts (old name of :meth:`preprocess`)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement tokenize()")
+        """Deprecated name of :meth:`preprocess`."""
+        _warning_once("The `tokenize` method is deprecated, please use `preprocess` instead.")
+        return self.preprocess(texts, **kwargs)
 
-    @property
-    def max_seq_length(self) -> int | float | None:
-        """Longest input, in tokens, the module accepts; None (or ``math.inf``, as static models say) means unlimited."""
-        return None
+    def save_tokenizer(self, output_path: str, **kwargs: Any) -> None:
+        """Save the module's ``tokenizer`` (a transformers tokenizer or a ``tokenizers.Tokenizer``) into ``output_path``."""
+        tokenizer: Any = getattr(self, "tokenizer", None)
+        if tokenizer is None:
+            return
+        if hasattr(tokenizer, "save_pretrained"):
+            tokenizer.save_pretrained(output_path, **kwargs)
+        elif hasattr(tokenizer, "save"):
+            tokenizer.save(os.path.join(output_path, "tokenizer.json"), **kwargs)
+
+
+def _warning_once(message: str) -> None:
+    """Log ``message`` once per process (transformers' cached ``Logger.warning_once`` when loaded)."""
+    warn = getattr(logger, "warning_once", None)
+    if warn is not None:
+        warn(message)
+    else:
+        _warn_once_fallback(message)
+
+
+@functools.cache
+def _warn_once_fallback(message: str) -> None:
+    logger.warning(message)
 
 
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

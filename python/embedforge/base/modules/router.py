@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from torch import nn
 
+from embedforge.base.modality import infer_batch_modality
 from embedforge.base.modules.input_module import InputModule
 from embedforge.base.modules.registry import load_module, module_class_from_type, module_type_ref, save_module
 from embedforge.exceptions import InvalidArgumentError, ModelFormatError
@@ -53,9 +54,11 @@ class Router(InputModule):
         route_mappings: dict[RouteKey, str] | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(sub_modules, Mapping) or not sub_modules:
+        if sub_modules is None or (isinstance(sub_modules, Mapping) and not sub_modules):
+            raise InvalidArgumentError("The sub_modules dictionary cannot be empty.")
+        if not isinstance(sub_modules, Mapping):
             raise InvalidArgumentError(
-                f"sub_modules must be a non-empty dict of route name -> list of modules, got {sub_modules!r:.80}"
+                f"sub_modules must be a dict of route name -> list of modules, got {type(sub_modules).__name__}"
             )
         for route, modules in sub_modules.items():
             if not isinstance(route, str) or not route:
@@ -67,15 +70,14 @@ class Router(InputModule):
             if len(modules) == 0:
                 raise InvalidArgumentError(f"sub_modules[{route!r}] is empty; every route needs at least one module")
         if default_route is not None and default_route not in sub_modules:
-            raise InvalidArgumentError(
-                f"default_route={default_route!r} is not a route; routes are {list(sub_modules)}"
-            )
+            raise InvalidArgumentError(f"Default route '{default_route}' not found in route keys: {list(sub_modules)}")
         for key, target in (route_mappings or {}).items():
             if not (isinstance(key, tuple) and len(key) == 2):
                 raise InvalidArgumentError(f"route_mappings keys must be (task, modality) pairs, got {key!r}")
             if target not in sub_modules:
                 raise InvalidArgumentError(
-                    f"route_mappings[{key!r}] = {target!r} is not a route; routes are {list(sub_modules)}"
+                    f"route_mappings contains mapping to '{target}' which is not in sub_modules. "
+                    f"Available routes: {list(sub_modules)}"
                 )
 
         self.sub_modules = nn.ModuleDict({route: nn.Sequential(*modules) for route, modules in sub_modules.items()})
@@ -115,8 +117,8 @@ class Router(InputModule):
         found = {m for route in self._pipelines().values() for m in getattr(route[0], "modalities", ["text"])}
         return sorted(found, key=str)
 
-    def _routes_description(self) -> str:
-        """Human-readable list of the ways a route can be selected, for error messages."""
+    def _get_routes_string(self) -> str:
+        """The ways a route can be chosen (``task='query', ... and modality='image'``), for error messages."""
         ways = [f"task={name!r}" for name in self.sub_modules]
         for task, modality in self.route_mappings:
             if modality is None:
@@ -125,10 +127,16 @@ class Router(InputModule):
                 ways.append(f"modality={_format_modality(modality)!r}")
             else:
                 ways.append(f"(task={task!r}, modality={_format_modality(modality)!r})")
-        return ", ".join(ways)
+        if len(ways) <= 1:
+            return "".join(ways)
+        return ", ".join(ways[:-1]) + " and " + ways[-1]
 
-    def _route_name(self, task: str | None, modality: Any) -> str | None:
-        """The route named by the mappings or by the task/modality themselves; None when nothing matches."""
+    def _resolve_route_name(self, task: str | None = None, modality: Any = None) -> str | None:
+        """The route the mappings, or the task/modality names themselves, select; None when nothing does.
+
+        Raises:
+            ValueError: If a task is given and no route serves it.
+        """
         modality = _normalise_modality(modality)
         for key in ((task, modality), (task, None), (None, modality), (None, None)):
             if key in self.route_mappings:
@@ -138,28 +146,41 @@ class Router(InputModule):
         if isinstance(modality, str) and modality in self.sub_modules:
             return modality
         if task is not None:
-            raise InvalidArgumentError(f"No route for task={task!r}; available: {self._routes_description()}")
+            raise InvalidArgumentError(
+                f"No route found for task type '{task}'. Available routes: {self._get_routes_string()}"
+            )
         return None
 
-    def resolve_route(self, task: str | None = None, modality: Any = None) -> str:
-        """The name of the route that ``task`` and ``modality`` select (falling back to ``default_route``)."""
-        route = self._route_name(task, modality)
+    def _resolve_route(self, task: str | None = None, modality: Any = None) -> str:
+        """The route for ``task`` and ``modality``, falling back to ``default_route``.
+
+        Raises:
+            ValueError: If no route applies and there is no default route.
+        """
+        route = self._resolve_route_name(task=task, modality=modality)
         if route is None:
             route = self.default_route
         if route is None:
             if self.training:
                 raise InvalidArgumentError(
-                    "The Router has no default route and no task was given: set router_mapping in the training "
-                    "arguments (column -> route), or give the Router a default_route"
+                    "You must provide a `router_mapping` argument on the training arguments, "
+                    "or set a default route in the `Router` module."
                 )
+            shown = _format_modality(modality) if modality is not None else None
             raise InvalidArgumentError(
-                f"Cannot choose a route for task={task!r}, modality={_format_modality(modality)!r}; available: "
-                f"{self._routes_description()}. Pass task= to encode (or use encode_query / encode_document), "
-                "or give the Router a default_route"
+                f"Could not determine route for task={task!r}, modality={shown!r}. Available routes: "
+                f"{self._get_routes_string()}. Consider specifying the `task` parameter in `model.encode`, or "
+                "setting a default route in the `Router`."
             )
         if route not in self.sub_modules:
-            raise InvalidArgumentError(f"Route {route!r} does not exist; routes are {list(self.sub_modules)}")
+            raise InvalidArgumentError(
+                f"Resolved route '{route}' not found in sub_modules. Available submodule keys: {list(self.sub_modules)}"
+            )
         return route
+
+    def resolve_route(self, task: str | None = None, modality: Any = None) -> str:
+        """The name of the route that ``task`` and ``modality`` select (falling back to ``default_route``)."""
+        return self._resolve_route(task=task, modality=modality)
 
     # -- input and forward --------------------------------------------------------------------------
 
@@ -171,25 +192,21 @@ class Router(InputModule):
         modality: Any = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Tokenise ``inputs`` with the chosen route's first module; the features remember ``task``/``modality``."""
+        """Preprocess ``inputs`` with the chosen route's input module; the features remember ``task``/``modality``."""
         if isinstance(inputs, str):
             raise InvalidArgumentError(f"inputs must be a list, got the string {inputs!r}")
         inputs = list(inputs)
         if task is None and inputs and isinstance(inputs[0], dict):
             task, inputs = _unwrap_task_dicts(inputs)
         if modality is None and inputs:
-            modality = _infer_batch_modality(inputs)
-
-        route = self.resolve_route(task=task, modality=modality)
-        # Any: input modules share a duck-typed interface (preprocess, or the old tokenize), not a base class.
-        first: Any = self._pipelines()[route][0]
-        try:
-            features = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
-        except NotImplementedError:
-            # Modules that only implement the old tokenize() take neither a prompt nor extra arguments.
-            if prompt:
-                inputs = [prompt + text for text in inputs]
-            features = first.tokenize(inputs)
+            try:
+                modality = infer_batch_modality(inputs, supported_modalities=self.modalities)
+            except (ValueError, TypeError):
+                modality = None  # routing then relies on the task and the default route
+        route = self._resolve_route(task=task, modality=modality)
+        # Any: input modules share a duck-typed interface (preprocess), not necessarily a base class.
+        first: Any = cast(nn.Sequential, self.sub_modules[route])[0]
+        features = first.preprocess(inputs, prompt=prompt, task=task, **kwargs)
         features["task"] = task
         if modality is not None:
             features["modality"] = modality
@@ -207,9 +224,9 @@ class Router(InputModule):
             task = features.get("task")
         if modality is None:
             modality = features.get("modality")
-        route = self.resolve_route(task=task, modality=modality)
+        route = self._resolve_route(task=task, modality=modality)
         kwargs = {**kwargs, "task": task, "modality": modality}
-        for module in self._pipelines()[route]:
+        for module in cast(nn.Sequential, self.sub_modules[route]):
             features = module(features, **_declared_kwargs(module, kwargs))
         return features
 
@@ -243,7 +260,7 @@ class Router(InputModule):
         """Set the limit on every route's input module that has one."""
         targets: list[Any] = [route[0] for route in self._pipelines().values() if hasattr(route[0], "max_seq_length")]
         if not targets:
-            logger.warning("No route's input module has a max_seq_length to set")
+            logger.warning("No modules have a max_seq_length attribute to set (no route's input module has one).")
         for module in targets:
             module.max_seq_length = value
 
@@ -255,13 +272,16 @@ class Router(InputModule):
                 getter = getattr(module, "get_embedding_dimension", None) or getattr(
                     module, "get_sentence_embedding_dimension", None
                 )
-                if callable(getter):
-                    widths.append(getter())
+                # Modules that keep the width (Normalize, ...) say None: look further back.
+                if callable(getter) and (width := getter()) is not None:
+                    widths.append(width)
                     break
         if not widths:
             return None
         if len(set(widths)) > 1:
-            logger.warning("The routes output different widths %s; reporting the first", set(widths))
+            logger.warning(
+                "Different embedding dimensions detected across routes: %s. Using the first value.", set(widths)
+            )
         return widths[0]
 
     def on_model_ready(self, model: Any) -> None:
@@ -376,25 +396,6 @@ def _format_modality(modality: Any) -> Any:
     return "+".join(modality) if isinstance(modality, tuple) else modality
 
 
-def _infer_modality(sample: Any) -> Any:
-    """Modality of one input, for the inputs embedforge handles: texts, text pairs and modality-keyed dicts."""
-    if isinstance(sample, str):
-        return "text"
-    if isinstance(sample, (tuple, list)) and len(sample) == 2 and all(isinstance(part, str) for part in sample):
-        return "text"
-    if isinstance(sample, dict) and sample and set(sample) <= _MODALITY_KEYS - {"message"}:
-        return next(iter(sample)) if len(sample) == 1 else tuple(sorted(sample))
-    return None
-
-
-def _infer_batch_modality(samples: list[Any]) -> Any:
-    """The batch's common modality; ``"message"`` when samples differ; None when one cannot be told."""
-    found = {_infer_modality(sample) for sample in samples}
-    if None in found:
-        return None
-    return found.pop() if len(found) == 1 else "message"
-
-
 def _unwrap_task_dicts(inputs: list[Any]) -> tuple[str | None, list[Any]]:
     """Old Asym inputs ``[{"query": text}, ...]``: take the task from the single shared key."""
     keys = {key for item in inputs if isinstance(item, dict) for key in item}
@@ -402,8 +403,9 @@ def _unwrap_task_dicts(inputs: list[Any]) -> tuple[str | None, list[Any]]:
         return None, inputs
     if len(keys) > 1 or not all(isinstance(item, dict) and len(item) == 1 for item in inputs):
         raise InvalidArgumentError(
-            f"Inputs given as {{task: text}} dicts must all use the same single task key; got keys {sorted(keys)}. "
-            "Pass plain inputs and task= instead"
+            "You cannot pass a list of dictionaries with different task types. Please ensure all dictionaries have "
+            f"the same task type key (got {sorted(keys)}), or pass non-dictionary inputs while providing the `task` "
+            "argument."
         )
     task = keys.pop()
     return task, [item[task] for item in inputs]
