@@ -24,14 +24,11 @@ OUT_OF_SCOPE_NAMES = ("SparseEncoder", "MultiVectorEncoder", "export_")
 
 #: Paths not built yet, each with the issue that builds it.
 PENDING = {
-    "base.modality": "conformance issue (multimodal inputs)",
-    "base.modality_types": "conformance issue (multimodal inputs)",
     "base.peft_mixin": "conformance issue (PEFT adapters)",
     "peft_mixin": "conformance issue (PEFT adapters)",
     "sentence_transformer.modules.clip_model": "conformance issue (multimodal inputs)",
     "models.CLIPModel": "conformance issue (multimodal inputs)",
     "sentence_transformer.deprecated_model_card_templates": "conformance issue",
-    "util.decorators": "conformance issue (decorators)",
     "cross_encoder.util": "CrossEncoder training issue",
 }
 #: Public names (``__all__`` entries) not built yet, per module, with the issue that builds them.
@@ -44,11 +41,7 @@ PENDING_NAMES = {
     "util": {
         "ORIGINAL_TRANSFORMER_MODELS",
         "check_teacher_targets",
-        "check_version_requirements",
-        "import_module_class",
         "information_retrieval",
-        "save_to_hub_args_decorator",
-        "similarity_fct_name",
     },
 }
 

@@ -545,16 +545,16 @@ def test_router_routes_by_task(tmp_path: Path) -> None:
     assert query.max_seq_length == document.max_seq_length == 2
     assert Asym is Router
 
-    with pytest.raises(InvalidArgumentError, match="No route for task='passage'"):
+    with pytest.raises(InvalidArgumentError, match="No route found for task type 'passage'"):
         router.preprocess(texts, task="passage")
-    with pytest.raises(InvalidArgumentError, match="default_route='x'"):
+    with pytest.raises(InvalidArgumentError, match="Default route 'x' not found in route keys"):
         Router({"a": [query]}, default_route="x")
     with pytest.raises(InvalidArgumentError, match="sub_modules"):
         Router({})
     with pytest.raises(InvalidArgumentError, match="route_mappings"):
         Router({"a": [query]}, route_mappings={("query", None): "b"})
     strict = Router({"a": [query], "b": [document]}, allow_empty_key=False)
-    with pytest.raises(InvalidArgumentError, match="Cannot choose a route"):
+    with pytest.raises(InvalidArgumentError, match="Could not determine route for task=None"):
         strict.eval().preprocess(texts)
 
 

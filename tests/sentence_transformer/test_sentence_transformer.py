@@ -139,7 +139,11 @@ def test_save_and_load_round_trip(tmp_path: Path, tiny_bert_dir: Path) -> None:
         "sentence_transformers.models.Normalize",
     ]
     assert [entry["path"] for entry in names] == ["", "1_Pooling", "2_Dense", "3_Normalize"]
+    # sentence-transformers 6's Transformer config: the task, the modality routing and the output name.
     assert json.loads((target / "sentence_bert_config.json").read_text()) == {
+        "transformer_task": "feature-extraction",
+        "modality_config": {"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+        "module_output_name": "token_embeddings",
         "max_seq_length": 20,
         "do_lower_case": False,
     }
