@@ -134,3 +134,26 @@ def test_unsupported_modality_errors_name_the_problem(
     with pytest.raises(ValueError) as error:
         raise_unsupported_modality_error(inputs, modality, supported, "model")
     assert fragment in str(error.value)
+
+
+def test_batch_of_strings_agrees_with_per_sample_inference(tmp_path: Path) -> None:
+    """infer_batch_modality's shortcut for plain sentences gives what the per-string rules give, media included."""
+    from embedforge.base.modality.detection import infer_batch_modality, infer_modality
+
+    picture = tmp_path / "PHOTO.JPG"
+    picture.write_bytes(b"not really an image")
+    strings = [
+        "a plain sentence",
+        "see photo.jpg",  # names a file that is not there: text
+        str(picture),  # an existing file with an upper-case image extension
+        "http://example.com/a.png",
+        "https://www.youtube.com/watch?v=x",
+        "data:image/png;base64,AAAA",
+        "https://example.com/page about cats",
+        "song.FLAC",
+        "",
+    ]
+    for text in strings:
+        assert infer_batch_modality([text]) == infer_modality(text), text
+    assert infer_batch_modality(["one", "two"]) == "text"
+    assert infer_batch_modality(["one", str(picture)]) == "message"

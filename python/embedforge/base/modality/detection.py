@@ -15,7 +15,14 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from embedforge.base.modality.media_paths import is_audio_url_or_path, is_image_url_or_path, is_video_url_or_path
+from embedforge.base.modality.media_paths import (
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    is_audio_url_or_path,
+    is_image_url_or_path,
+    is_video_url_or_path,
+)
 from embedforge.base.modality_types import MULTIMODAL_DICT_KEYS, AudioDecoder, Modality, PILImage, VideoDecoder
 
 __all__ = [
@@ -158,6 +165,16 @@ def infer_modality(sample: Any, supported_modalities: Sequence[Modality] | None 
     )
 
 
+_MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
+_MEDIA_PREFIXES = ("http://", "https://", "data:")
+
+
+def _cannot_name_media(text: str) -> bool:
+    """True for a string that :func:`infer_modality` is sure to call text: no URL or data-URI prefix and no
+    media file extension (every media test needs one of those)."""
+    return not text.startswith(_MEDIA_PREFIXES) and not text[-5:].lower().endswith(_MEDIA_EXTENSIONS)
+
+
 def infer_batch_modality(samples: Sequence[Any], supported_modalities: Sequence[Modality] | None = None) -> Modality:
     """The modality shared by every sample; ``"message"`` for a mixed batch, ``"text"`` for an empty one.
 
@@ -165,6 +182,10 @@ def infer_batch_modality(samples: Sequence[Any], supported_modalities: Sequence[
     a chat message carrying its own content types.
     """
     if not samples:
+        return "text"
+    if all(type(sample) is str and _cannot_name_media(sample) for sample in samples):
+        # The common case (a training or encode batch of sentences), decided without the per-string
+        # URL parsing and file-system checks of infer_modality: thousands of strings per step.
         return "text"
     modalities = {infer_modality(sample, supported_modalities=supported_modalities) for sample in samples}
     return modalities.pop() if len(modalities) == 1 else "message"
