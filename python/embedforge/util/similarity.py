@@ -222,7 +222,9 @@ class SimilarityFunction(Enum):
     """The similarity functions a model can be configured with, by the name saved in its config.
 
     ``COSINE`` ("cosine"), ``DOT_PRODUCT`` ("dot", also reachable as ``DOT``), ``EUCLIDEAN``
-    ("euclidean", negative L2 distance) and ``MANHATTAN`` ("manhattan", negative L1 distance).
+    ("euclidean", negative L2 distance), ``MANHATTAN`` ("manhattan", negative L1 distance), and the
+    late-interaction pair ``MAXSIM`` ("maxsim") and ``MEAN_MAXSIM`` ("meanmaxsim": MaxSim divided by
+    the query's token count), which compare per-token embeddings (see :func:`maxsim`).
     """
 
     COSINE = "cosine"
@@ -231,6 +233,8 @@ class SimilarityFunction(Enum):
     DOT = "dot"  # noqa: PIE796
     EUCLIDEAN = "euclidean"
     MANHATTAN = "manhattan"
+    MAXSIM = "maxsim"
+    MEAN_MAXSIM = "meanmaxsim"
 
     @classmethod
     def _missing_(cls, value: object) -> SimilarityFunction:
@@ -255,7 +259,7 @@ class SimilarityFunction(Enum):
 
     @staticmethod
     def possible_values() -> list[str]:
-        """The accepted names, one per function: ``['cosine', 'dot', 'euclidean', 'manhattan']``."""
+        """The accepted names, one per function: "cosine", "dot", "euclidean", "manhattan", "maxsim", "meanmaxsim"."""
         # Iterating an Enum skips aliases, so "dot" is listed once.
         return [member.value for member in SimilarityFunction]
 
@@ -266,12 +270,16 @@ _MATRIX_FUNCTIONS: dict[SimilarityFunction, SimilarityFn] = {
     SimilarityFunction.DOT_PRODUCT: dot_score,
     SimilarityFunction.EUCLIDEAN: euclidean_sim,
     SimilarityFunction.MANHATTAN: manhattan_sim,
+    SimilarityFunction.MAXSIM: maxsim,
+    SimilarityFunction.MEAN_MAXSIM: mean_maxsim,
 }
 _PAIRWISE_FUNCTIONS: dict[SimilarityFunction, SimilarityFn] = {
     SimilarityFunction.COSINE: pairwise_cos_sim,
     SimilarityFunction.DOT_PRODUCT: pairwise_dot_score,
     SimilarityFunction.EUCLIDEAN: pairwise_euclidean_sim,
     SimilarityFunction.MANHATTAN: pairwise_manhattan_sim,
+    SimilarityFunction.MAXSIM: maxsim_pairwise,
+    SimilarityFunction.MEAN_MAXSIM: mean_maxsim_pairwise,
 }
 
 

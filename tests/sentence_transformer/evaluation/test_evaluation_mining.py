@@ -279,7 +279,7 @@ def test_nano_beir_errors(toy_beir: tuple[Path, TableModel], monkeypatch: pytest
     assert str(root) in str(error.value) and DATA_DIR_ENV in str(error.value)
     with pytest.raises(InvalidArgumentError, match="not NanoBEIR datasets"):
         NanoBEIREvaluator(["mydata"], data_dir=root)
-    with pytest.raises(InvalidArgumentError, match="empty"):
+    with pytest.raises(InvalidArgumentError, match="cannot be empty"):
         NanoBEIREvaluator([], data_dir=root)
     with pytest.raises(InvalidArgumentError, match="corpus_prompts"):
         NanoBEIREvaluator(["msmarco", "scifact"], data_dir=root, corpus_prompts={"msmarco": "p: "})

@@ -220,3 +220,33 @@ def test_sparse_corpus_embeddings_are_scored_whole_like_sentence_transformers(mo
 
     assert flat(got).keys() == flat(want).keys()
     np.testing.assert_allclose([flat(got)[key] for key in flat(want)], list(flat(want).values()), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fragile_start", [0, 8])
+def test_every_chunk_is_scored_by_one_source(monkeypatch: pytest.MonkeyPatch, fragile_start: int) -> None:
+    # The engine and torch may round one score differently. Emulate that (the engine a hair higher)
+    # and let a single chunk need torch: duplicates must still rank by corpus id, not by which
+    # source scored their chunk, so every chunk size gives the one-chunk result.
+    table = {"q": torch.tensor([1.0, 0.2, 0.0]), "d": torch.tensor([0.9, 0.1, 0.3])}
+    corpus = {f"d{i:02d}": "d" for i in range(20)}
+    relevant = {"q0": {"d00"}}
+    engine_top_k = information_retrieval._engine_top_k
+
+    def engine_rounding_up(*args: Any) -> tuple[np.ndarray, np.ndarray]:
+        values, indices = engine_top_k(*args)
+        return values + np.float32(1e-6), indices
+
+    monkeypatch.setattr(information_retrieval, "_engine_top_k", engine_rounding_up)
+    monkeypatch.setattr(
+        InformationRetrievalEvaluator,
+        "_order_is_fragile",
+        lambda self, values, indices, start, relevant_sets: start == fragile_start,
+    )
+    results = {
+        size: InformationRetrievalEvaluator({"q0": "q"}, corpus, relevant, corpus_chunk_size=size, mrr_at_k=[10])(
+            FixedModel(table)
+        )
+        for size in (4, 50)
+    }
+    assert results[4] == results[50]
+    assert results[4]["cosine_accuracy@1"] == 1.0

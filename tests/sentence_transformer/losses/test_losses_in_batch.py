@@ -498,7 +498,10 @@ def assert_dropout_replayed(make_cached: Callable[[nn.Module, int], nn.Module], 
 
 
 def assert_cached_rejects(make_cached: Callable[[nn.Module, int], nn.Module], name: str) -> None:
-    with pytest.raises(InvalidArgumentError, match=f"{name} cannot embed a StaticEmbedding"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=f"{name} is not compatible with a SentenceTransformer model based on a StaticEmbedding",
+    ):
         make_cached(embedforge_static(static_weights()), 4)
     with pytest.raises(InvalidArgumentError, match="mini_batch_size"):
         make_cached(LookupModel(fixed_table(2)), 0)
@@ -972,7 +975,7 @@ def test_mega_batch_margin_memory_dropout_training_errors_and_config() -> None:
     for mini_batched in (False, True):
         loss = MegaBatchMarginLoss(LookupModel(fixed_table(3)), use_mini_batched_version=mini_batched)
         assert loss.uses_gradient_cache is mini_batched
-        with pytest.raises(InvalidArgumentError, match="MegaBatchMarginLoss needs 2 text columns"):
+        with pytest.raises(InvalidArgumentError, match="MegaBatchMarginLoss expects exactly 2 input columns"):
             loss(lookup_features(3), None)
         torch.testing.assert_close(loss(lookup_features(2), torch.ones(BATCH)), loss(lookup_features(2), None))
     assert loss.get_config_dict() == {

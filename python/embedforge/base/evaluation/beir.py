@@ -61,14 +61,13 @@ DATASET_NAME_TO_HUMAN_READABLE = {
 def validate_dataset_names(dataset_names: list[str]) -> None:
     """Raise InvalidArgumentError unless ``dataset_names`` is a non-empty list of NanoBEIR names."""
     if len(dataset_names) == 0:
-        raise InvalidArgumentError(
-            "invalid value for `dataset_names`: it is empty; use None to evaluate on every NanoBEIR dataset"
-        )
+        raise InvalidArgumentError("dataset_names cannot be empty. Use None to evaluate on all datasets.")
     unknown = [name for name in dataset_names if name.lower() not in DATASET_NAME_TO_HUMAN_READABLE]
     if unknown:
         raise InvalidArgumentError(
-            f"invalid value for `dataset_names`: {unknown} are not NanoBEIR datasets; "
-            f"expected names from {list(DATASET_NAME_TO_HUMAN_READABLE)}"
+            f"Dataset(s) {unknown} are not valid NanoBEIR datasets. "
+            f"Valid dataset names are: {list(DATASET_NAME_TO_HUMAN_READABLE)}. "
+            "(Check the `dataset_names` argument: it names datasets that are not NanoBEIR datasets.)"
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.gradcache import (
+    CachedLossMixin,
     GradCacheMixin,
     RandContext,
     has_static_embedding_input,
@@ -12,6 +13,7 @@ from embedforge.base.losses.gradcache import (
 from embedforge.base.losses.merged_forward import column_merging_disabled, embed_columns
 
 __all__ = [
+    "CachedLossMixin",
     "GradCacheMixin",
     "Loss",
     "RandContext",

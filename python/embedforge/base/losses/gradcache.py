@@ -10,126 +10,77 @@ A cached loss runs in three stages:
    model, one mini-batch at a time.
 
 Peak activation memory therefore follows ``mini_batch_size``: the model only ever holds the graph of
-one mini-batch, and the loss stage holds a ``mini_batch_size x candidates`` score chunk. What grows
-with the batch is just the embeddings themselves (``batch x dim`` floats per column) and their cached
-gradients.
+one mini-batch, and the loss stage holds a ``mini_batch_size x candidates`` score chunk.
 
-The loss formulas are not here: a loss class exposes them through the :class:`ChunkedLoss` pair
-``prepare_embeddings`` / ``loss_for_rows``, which its uncached form calls once over all rows and its
-cached form calls per chunk of rows.
+:class:`CachedLossMixin` is the engine, with sentence-transformers' hooks: a loss provides
+``calculate_loss`` and may override ``embed_minibatch`` (whose result starts with the embeddings and
+ends with the RNG snapshot; anything in between is per-mini-batch extra data, e.g. a guide model's
+embeddings, handed to :meth:`CachedLossMixin.loss_from_cache`). The loss formulas themselves live in
+:mod:`embedforge.base.losses.row_chunks`.
 """
 
 from __future__ import annotations
 
-import bisect
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import tqdm
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from embedforge.base.losses.minibatch import batch_size_of, create_minibatch, minibatch_ranges
+from embedforge.base.losses.row_chunks import ChunkedLoss, RowChunkedLoss, chunked_loss, sum_row_chunks
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util.distributed import all_gather_with_grad, get_rank
 
 __all__ = [
+    "CachedLossMixin",
     "ChunkedLoss",
     "GradCacheMixin",
     "RandContext",
+    "RowChunkedLoss",
     "all_gather_with_grad",
     "chunked_loss",
+    "create_minibatch",
     "get_rank",
+    "has_static_embedding_input",
     "minibatch_ranges",
     "reject_static_embedding",
     "slice_features",
     "sum_row_chunks",
+    "uses_gradient_cache",
+    "validate_mini_batch_arguments",
 ]
 
-
-# -- splitting a batch of features into mini-batches -----------------------------------------------
-
-
-def _batch_size(features: dict[str, Any]) -> int:
-    for key in ("input_ids", "attention_mask"):
-        value = features.get(key)
-        if isinstance(value, Tensor) and value.ndim > 0:
-            return value.shape[0]
-    for value in features.values():
-        if isinstance(value, Tensor) and value.ndim > 0:
-            return value.shape[0]
-    raise InvalidArgumentError(f"cannot tell the batch size of features with keys {sorted(features)}: no tensor in it")
+# sentence-transformers' names for the mini-batch helpers (tests and user code import them from here).
+_get_batch_size = batch_size_of
+_create_minibatch = create_minibatch
+_minibatch_ranges = minibatch_ranges
+#: Earlier embedforge name of :func:`create_minibatch`.
+slice_features = create_minibatch
 
 
-def minibatch_ranges(
-    features: dict[str, Any], mini_batch_size: int, mini_batch_num_tokens: int | None = None
-) -> list[tuple[int, int]]:
-    """``(begin, end)`` row ranges splitting a batch into mini-batches.
-
-    With ``mini_batch_num_tokens`` each range packs as many rows as fit in that many non-padding tokens
-    (counted from the attention mask); a single longer row still gets a range of its own.
-    """
-    size = _batch_size(features)
-    if mini_batch_num_tokens is None:
-        return [(begin, min(begin + mini_batch_size, size)) for begin in range(0, size, mini_batch_size)]
-    mask = features.get("attention_mask")
-    if not isinstance(mask, Tensor) or mask.ndim != 2:
-        raise InvalidArgumentError(
-            "mini_batch_num_tokens needs an 'attention_mask' in the tokenised inputs to count tokens; "
-            f"the features have keys {sorted(features)}. Use mini_batch_size instead."
-        )
-    cumulative = mask.sum(dim=1).cumsum(dim=0).tolist()
-    ranges = []
-    begin = 0
-    while begin < size:
-        before = cumulative[begin - 1] if begin else 0
-        end = max(bisect.bisect_right(cumulative, before + mini_batch_num_tokens), begin + 1)
-        ranges.append((begin, end))
-        begin = end
-    return ranges
-
-
-def slice_features(features: dict[str, Any], begin: int, end: int) -> dict[str, Any]:
-    """Rows ``begin:end`` of padded tokenised features, dropping padding columns no row of the slice uses.
-
-    Trimming trailing padding keeps a mini-batch of short texts from being embedded at the width of
-    the longest text in the whole batch; leading columns are kept so token positions do not move.
-    """
-    size = _batch_size(features)
-    end = min(end, size)
-    width: int | None = None
-    keep: int | None = None
-    mask = features.get("attention_mask")
-    if isinstance(mask, Tensor) and mask.ndim == 2:
-        width = mask.shape[1]
-        used = mask[begin:end].bool().any(dim=0)
-        if used.any():
-            last = int(used.nonzero().max().item()) + 1
-            keep = last if last < width else None
-    sliced: dict[str, Any] = {}
-    for key, value in features.items():
-        if not isinstance(value, Tensor) or value.ndim == 0 or value.shape[0] != size:
-            # Batch-level metadata (e.g. a prompt length) applies to every mini-batch unchanged.
-            sliced[key] = value
-        elif keep is not None and value.ndim >= 2 and value.shape[1] == width:
-            sliced[key] = value[begin:end, :keep]
-        else:
-            sliced[key] = value[begin:end]
-    return sliced
+# -- argument checks ---------------------------------------------------------------------------------
 
 
 def validate_mini_batch_arguments(mini_batch_size: int, mini_batch_num_tokens: int | None) -> None:
     """Reject mini-batch settings that cannot split a batch."""
     if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size <= 0:
         raise InvalidArgumentError(f"mini_batch_size is {mini_batch_size!r}; expected a positive integer")
+    _validate_mini_batch_num_tokens(mini_batch_num_tokens)
+
+
+def _validate_mini_batch_num_tokens(mini_batch_num_tokens: int | None) -> None:
     if mini_batch_num_tokens is not None and (
         isinstance(mini_batch_num_tokens, bool)
         or not isinstance(mini_batch_num_tokens, int)
         or mini_batch_num_tokens <= 0
     ):
         raise InvalidArgumentError(
-            f"mini_batch_num_tokens is {mini_batch_num_tokens!r}; expected a positive integer or None"
+            f"mini_batch_num_tokens must be a positive integer or None. Got {mini_batch_num_tokens!r}."
         )
 
 
@@ -150,7 +101,12 @@ def has_static_embedding_input(model: Any) -> bool:
 
 
 def uses_gradient_cache(loss: Any) -> bool:
-    """Whether ``loss`` embeds mini-batches again during its backward pass (the cached losses do)."""
+    """Whether ``loss`` embeds mini-batches again during its backward pass (the cached losses do).
+
+    Wrappers that patch the model's forward for the duration of the forward pass (MatryoshkaLoss,
+    AdaptiveLayerLoss) must treat such losses differently: their patch is gone by the time the
+    backward pass re-embeds.
+    """
     return bool(getattr(loss, "uses_gradient_cache", False))
 
 
@@ -158,74 +114,13 @@ def reject_static_embedding(model: nn.Module, loss_name: str, alternative: str) 
     """Refuse a model that embeds with a StaticEmbedding, as sentence-transformers does."""
     if has_static_embedding_input(model):
         raise InvalidArgumentError(
-            f"{loss_name} cannot embed a StaticEmbedding model in mini-batches: its inputs are a flat token "
-            f"stream with no batch dimension to split. Use {alternative} instead."
+            f"{loss_name} is not compatible with a SentenceTransformer model based on a StaticEmbedding: its "
+            "inputs are a flat token stream with no batch dimension to split into mini-batches. "
+            f"Consider using {alternative} instead."
         )
 
 
-# -- the loss side: formulas evaluated chunk by chunk ---------------------------------------------
-
-
-class RowChunkedLoss(Protocol):
-    """A loss whose batch value, given a prepared state, is a sum of per-row-chunk contributions."""
-
-    def loss_for_rows(self, state: Any, begin: int, end: int) -> Tensor:
-        """Contribution of anchor rows ``begin:end`` to the batch loss (the chunks sum to the loss)."""
-        ...
-
-    def num_rows(self, state: Any) -> int:
-        """How many anchor rows there are to split into chunks."""
-        ...
-
-
-class ChunkedLoss(RowChunkedLoss, Protocol):
-    """A :class:`RowChunkedLoss` that prepares its state from the batch's embeddings and labels."""
-
-    def prepare_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Any:
-        """Whatever all chunks share (gathered candidates, batch size, ...)."""
-        ...
-
-
-def chunked_loss(
-    loss: ChunkedLoss,
-    embeddings: list[Tensor],
-    labels: Tensor | None,
-    chunk_size: int | None,
-    with_backward: bool = False,
-    show_progress_bar: bool = False,
-) -> Tensor:
-    """Sum a :class:`ChunkedLoss` over row chunks; with ``with_backward`` back-propagate each chunk at once."""
-    state = loss.prepare_embeddings(embeddings, labels)
-    return sum_row_chunks(loss, state, chunk_size, with_backward, show_progress_bar)
-
-
-def sum_row_chunks(
-    loss: RowChunkedLoss,
-    state: Any,
-    chunk_size: int | None,
-    with_backward: bool = False,
-    show_progress_bar: bool = False,
-) -> Tensor:
-    """Add up ``loss.loss_for_rows`` over chunks of ``chunk_size`` rows of a prepared ``state``.
-
-    Back-propagating chunk by chunk frees each chunk's score matrix before the next is built, which is
-    what keeps the loss stage of a cached loss at ``chunk_size x candidates`` memory.
-    """
-    rows = loss.num_rows(state)
-    step = rows if chunk_size is None else max(1, chunk_size)
-    total: Tensor | None = None
-    for begin in tqdm.trange(0, rows, step, desc="Calculating loss", disable=not show_progress_bar):
-        part = loss.loss_for_rows(state, begin, min(begin + step, rows))
-        if with_backward:
-            part.backward()
-            part = part.detach()
-        total = part if total is None else total + part
-    if total is None:
-        raise InvalidArgumentError(f"{type(loss).__name__} got an empty batch")
-    return total
-
-
-# -- the model side: embedding in mini-batches with replayable randomness ------------------------
+# -- replayable randomness ----------------------------------------------------------------------------
 
 
 class RandContext:
@@ -260,32 +155,48 @@ class RandContext:
         self._fork = None
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)
+# -- stage 3: the backward hook ------------------------------------------------------------------------
 
 
 def _replay_backward(
     grad_output: Tensor,
-    loss_obj: GradCacheMixin,
+    loss_obj: CachedLossMixin,
     sentence_features: list[dict[str, Any]],
     cache: list[list[Tensor]],
     random_states: list[list[RandContext | None]],
     ranges: list[list[tuple[int, int]]],
 ) -> None:
-    """Stage 3: re-embed each mini-batch with autograd and push its cached gradient into the model."""
-    model = _unwrap(loss_obj.model)
+    """Re-embed each mini-batch with autograd and push its cached gradient into the model.
+
+    ``cache``, ``random_states`` and ``ranges`` belong to one forward call (bound into this hook), so a
+    second forward before the first backward cannot mix batches up. The ranges are replayed rather
+    than recomputed because modules may have changed the features since (e.g. a mask rewritten in
+    place), which would move token-budget boundaries. ``grad_output`` scales every mini-batch, which
+    carries loss scaling and gradient accumulation through.
+    """
+    model = getattr(loss_obj.model, "_orig_mod", loss_obj.model)
     remaining = sum(len(column) for column in cache)
     with torch.enable_grad():
         for features, grads, states, column_ranges in zip(sentence_features, cache, random_states, ranges):
-            for (begin, end), grad, state in zip(column_ranges, grads, states):
+            replay = loss_obj.embed_minibatch_iter(
+                sentence_feature=features,
+                with_grad=True,
+                copy_random_state=False,
+                random_states=states,
+                ranges=column_ranges,
+            )
+            for grad in grads:
                 remaining -= 1
-                # Under DDP only the last replayed mini-batch may all-reduce the accumulated gradients.
-                with model.no_sync() if isinstance(model, DistributedDataParallel) and remaining > 0 else nullcontext():
-                    embeddings = loss_obj.embed_minibatch(features, begin, end, with_grad=True, random_state=state)[0]
+                # Under DDP only the last replayed mini-batch may all-reduce the accumulated gradients;
+                # advancing the iterator runs the forward, so it belongs inside no_sync too.
+                is_ddp = isinstance(model, DistributedDataParallel)
+                with model.no_sync() if is_ddp and remaining > 0 else nullcontext():
+                    embeddings = next(replay)[0]
                     if not embeddings.requires_grad:
-                        continue
+                        continue  # a frozen model (or module) has nothing to receive
                     # d(loss)/d(params) = sum over rows of (d loss / d embedding) . (d embedding / d params):
-                    # a dot product with the cached gradient has exactly that gradient.
+                    # a dot product with the cached gradient has exactly that gradient. Low precision
+                    # embeddings are accumulated in float32, float64 stays float64.
                     dtype = torch.promote_types(embeddings.dtype, grad.dtype)
                     if dtype in (torch.float16, torch.bfloat16):
                         dtype = torch.float32
@@ -293,91 +204,124 @@ def _replay_backward(
                     surrogate.backward()
 
 
-class GradCacheMixin:
-    """The three GradCache stages for a loss module that holds ``model`` and implements ``calculate_loss``."""
+# -- the engine -----------------------------------------------------------------------------------------
 
-    model: nn.Module
+
+class CachedLossMixin:
+    """The GradCache forward pass, for an ``nn.Module`` loss that holds ``model`` and implements ``calculate_loss``.
+
+    The loss's ``forward`` calls :meth:`forward_cached`. Mini-batches hold ``mini_batch_size`` rows, or
+    as many rows as fit in ``mini_batch_num_tokens`` real tokens when that is set.
+    """
+
+    model: Any
     mini_batch_size: int
-    mini_batch_num_tokens: int | None
-    show_progress_bar: bool
-    #: Read by wrappers (e.g. MatryoshkaLoss): this loss back-propagates from a hook on its result.
+    mini_batch_num_tokens: int | None = None
+    show_progress_bar: bool = False
+    #: Read by wrappers (see :func:`uses_gradient_cache`); a loss that can switch caching off overrides it.
     uses_gradient_cache: bool = True
-
-    def embed_minibatch(
-        self,
-        features: dict[str, Any],
-        begin: int,
-        end: int,
-        with_grad: bool,
-        random_state: RandContext | None = None,
-        copy_random_state: bool = False,
-    ) -> tuple[Tensor, Any, RandContext | None]:
-        """Embed rows ``begin:end``; returns the embeddings, extra per-loss data (or None) and the RNG snapshot."""
-        batch = slice_features(features, begin, end)
-        # The model writes its outputs into the dict it gets; the extras read a pristine copy.
-        pristine = dict(batch)
-        with random_state if random_state is not None else nullcontext():
-            with nullcontext() if with_grad else torch.no_grad():
-                snapshot = RandContext(*batch.values()) if copy_random_state else None
-                embeddings = self.model(batch)["sentence_embedding"]
-            # Only the first, gradient-free pass needs the extras (e.g. guide embeddings).
-            extra = None if with_grad else self.embed_minibatch_extra(pristine)
-        return embeddings, extra, snapshot
-
-    def embed_minibatch_extra(self, batch: dict[str, Any]) -> Any:
-        """Per-mini-batch data besides the embeddings that the loss needs (none by default)."""
-        return None
 
     def calculate_loss(
         self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False
     ) -> Tensor:
         """Stage 2: the loss from per-column lists of per-mini-batch embeddings.
 
-        With ``with_backward`` the loss is back-propagated to ``reps`` chunk by chunk and returned detached.
+        With ``with_backward`` the loss is back-propagated to ``reps`` (chunk by chunk, if the loss
+        chunks) and returned detached, so no part of its graph outlives its own backward pass.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement calculate_loss")
 
-    def _loss_on_cache(
-        self, reps: list[list[Tensor]], extras: list[list[Any]], labels: Tensor | None, with_backward: bool
+    def loss_from_cache(
+        self,
+        reps: list[list[Tensor]],
+        extras: list[list[tuple[Any, ...]]],
+        labels: Tensor | None,
+        with_backward: bool,
     ) -> Tensor:
+        """Stage 2 as the engine calls it; ``extras`` holds what ``embed_minibatch`` returned besides the embeddings."""
         return self.calculate_loss(reps, labels, with_backward=with_backward)
 
-    def forward_cached(self, sentence_features: list[dict[str, Any]], labels: Tensor | None) -> Tensor:
+    def embed_minibatch(
+        self,
+        sentence_feature: dict[str, Any],
+        begin: int,
+        end: int,
+        with_grad: bool,
+        copy_random_state: bool,
+        random_state: RandContext | None = None,
+    ) -> tuple[Any, ...]:
+        """Embed rows ``begin:end``; returns ``(embeddings, rng_snapshot)`` (the snapshot is None unless asked)."""
+        minibatch = create_minibatch(sentence_feature, begin, end)
+        with (
+            random_state if random_state is not None else nullcontext(),
+            nullcontext() if with_grad else torch.no_grad(),
+        ):
+            snapshot = RandContext(*minibatch.values()) if copy_random_state else None
+            embeddings = self.model(minibatch)["sentence_embedding"]
+        return embeddings, snapshot
+
+    def embed_minibatch_iter(
+        self,
+        sentence_feature: dict[str, Any],
+        with_grad: bool,
+        copy_random_state: bool,
+        random_states: list[RandContext | None] | None = None,
+        ranges: list[tuple[int, int]] | None = None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """:meth:`embed_minibatch` over every mini-batch of one column, in order."""
+        if ranges is None:
+            ranges = minibatch_ranges(sentence_feature, self.mini_batch_size, self.mini_batch_num_tokens)
+        progress = tqdm.tqdm(ranges, desc="Embed mini-batches", disable=not self.show_progress_bar)
+        for index, (begin, end) in enumerate(progress):
+            yield self.embed_minibatch(
+                sentence_feature=sentence_feature,
+                begin=begin,
+                end=end,
+                with_grad=with_grad,
+                copy_random_state=copy_random_state,
+                random_state=None if random_states is None else random_states[index],
+            )
+
+    def forward_cached(self, sentence_features: Iterable[dict[str, Any]], labels: Tensor | None = None) -> Tensor:
         """Run stages 1 and 2 now and hook stage 3 onto the returned loss's backward."""
+        sentence_features = list(sentence_features)
         grad_enabled = torch.is_grad_enabled()
+        # Boundaries first: the forward passes may change the features, and stage 3 must replay these.
         ranges = [
             minibatch_ranges(features, self.mini_batch_size, self.mini_batch_num_tokens)
             for features in sentence_features
         ]
-        parts: list[list[Tensor]] = []
-        extras: list[list[Any]] = []
+
+        reps: list[list[Tensor]] = []
+        extras: list[list[tuple[Any, ...]]] = []
         states: list[list[RandContext | None]] = []
         for features, column_ranges in zip(sentence_features, ranges):
-            column_parts, column_extras, column_states = [], [], []
-            for begin, end in tqdm.tqdm(column_ranges, desc="Embed mini-batches", disable=not self.show_progress_bar):
-                embeddings, extra, state = self.embed_minibatch(
-                    features, begin, end, with_grad=False, copy_random_state=grad_enabled
-                )
-                column_parts.append(embeddings.detach().requires_grad_(grad_enabled))
-                column_extras.append(extra)
+            column_reps, column_extras, column_states = [], [], []
+            # RNG snapshots are only replayed by the backward hook, so skip them when there is none.
+            for embeddings, *extra, state in self.embed_minibatch_iter(
+                sentence_feature=features, with_grad=False, copy_random_state=grad_enabled, ranges=column_ranges
+            ):
+                column_reps.append(embeddings.detach().requires_grad_(grad_enabled))
+                column_extras.append(tuple(extra))
                 column_states.append(state)
-            parts.append(column_parts)
+            reps.append(column_reps)
             extras.append(column_extras)
             states.append(column_states)
 
         if not grad_enabled:
-            return self._loss_on_cache(parts, extras, labels, with_backward=False)
+            return self.loss_from_cache(reps, extras, labels, with_backward=False)
 
-        loss = self._loss_on_cache(parts, extras, labels, with_backward=True)
-        cache: list[list[Tensor]] = []
-        for index, column in enumerate(parts):
-            grads = [part.grad for part in column if part.grad is not None]
-            if len(grads) != len(column):
-                raise InvalidArgumentError(
-                    f"{type(self).__name__} did not use input column {index}: its embeddings got no gradient. "
-                    "Remove the column from the dataset."
-                )
-            cache.append(grads)
+        loss = self.loss_from_cache(reps, extras, labels, with_backward=True)
+        grads = [[part.grad for part in column] for column in reps]
+        unused = [str(index) for index, column in enumerate(grads) if any(grad is None for grad in column)]
+        if unused:
+            # Caught here rather than as a None gradient deep inside loss.backward().
+            raise InvalidArgumentError(
+                f"The loss computation of {type(self).__name__} did not use input column(s) {', '.join(unused)}: "
+                "their embeddings received no gradient. Every input column is embedded (twice, with gradient "
+                "caching), so remove the unused column(s) from the dataset instead."
+            )
+        cache = [[grad for grad in column if grad is not None] for column in grads]
         loss = loss.detach().requires_grad_()
         loss.register_hook(
             partial(
@@ -390,3 +334,68 @@ class GradCacheMixin:
             )
         )
         return loss
+
+
+class GradCacheMixin(CachedLossMixin):
+    """Earlier embedforge form of :class:`CachedLossMixin`, kept for subclasses written against it.
+
+    Its ``embed_minibatch(features, begin, end, with_grad, random_state, copy_random_state)`` returns
+    ``(embeddings, extra, rng_snapshot)``; ``embed_minibatch_extra`` supplies ``extra``.
+    """
+
+    def embed_minibatch(  # type: ignore[override]
+        self,
+        features: dict[str, Any],
+        begin: int,
+        end: int,
+        with_grad: bool,
+        random_state: RandContext | None = None,
+        copy_random_state: bool = False,
+    ) -> tuple[Tensor, Any, RandContext | None]:
+        """Embed rows ``begin:end``; returns the embeddings, extra per-loss data (or None) and the RNG snapshot."""
+        minibatch = create_minibatch(features, begin, end)
+        pristine = dict(minibatch)  # the model writes its outputs into the dict it gets
+        with random_state if random_state is not None else nullcontext():
+            with nullcontext() if with_grad else torch.no_grad():
+                snapshot = RandContext(*minibatch.values()) if copy_random_state else None
+                embeddings = self.model(minibatch)["sentence_embedding"]
+            extra = None if with_grad else self.embed_minibatch_extra(pristine)
+        return embeddings, extra, snapshot
+
+    def embed_minibatch_extra(self, batch: dict[str, Any]) -> Any:
+        """Per-mini-batch data besides the embeddings that the loss needs (none by default)."""
+        return None
+
+    def embed_minibatch_iter(
+        self,
+        sentence_feature: dict[str, Any],
+        with_grad: bool,
+        copy_random_state: bool,
+        random_states: list[RandContext | None] | None = None,
+        ranges: list[tuple[int, int]] | None = None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Adapts the positional, three-part ``embed_minibatch`` to the engine's contract."""
+        if ranges is None:
+            ranges = minibatch_ranges(sentence_feature, self.mini_batch_size, self.mini_batch_num_tokens)
+        progress = tqdm.tqdm(ranges, desc="Embed mini-batches", disable=not self.show_progress_bar)
+        for index, (begin, end) in enumerate(progress):
+            state = None if random_states is None else random_states[index]
+            embeddings, extra, snapshot = self.embed_minibatch(
+                sentence_feature, begin, end, with_grad, state, copy_random_state
+            )
+            yield embeddings, extra, snapshot
+
+    def loss_from_cache(
+        self,
+        reps: list[list[Tensor]],
+        extras: list[list[tuple[Any, ...]]],
+        labels: Tensor | None,
+        with_backward: bool,
+    ) -> Tensor:
+        """Stage 2 through the earlier hook, which received the extras unpacked."""
+        return self._loss_on_cache(reps, [[extra[0] for extra in column] for column in extras], labels, with_backward)
+
+    def _loss_on_cache(
+        self, reps: list[list[Tensor]], extras: list[list[Any]], labels: Tensor | None, with_backward: bool
+    ) -> Tensor:
+        return self.calculate_loss(reps, labels, with_backward=with_backward)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from embedforge.base.modules.module import ModuleWithWeights, known_arguments
+from embedforge.base.modules.module import ModuleWithWeights, known_arguments, load_state_dict_strict
 from embedforge.exceptions import ModelFormatError
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class Dense(ModuleWithWeights):
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Project ``features[module_input_name]`` into ``features[module_output_name]``."""
         x = features[self.module_input_name]
+        if x.is_floating_point() and x.dtype != self.linear.weight.dtype:
+            # A Dense kept in its saved precision (float64, float16) may follow a float32 module.
+            x = x.to(self.linear.weight.dtype)
         out = self.activation_function(self.linear(x))
         if self.use_residual:
             out = out + (x if self.in_features == self.out_features else self.residual(x))
@@ -98,8 +102,23 @@ class Dense(ModuleWithWeights):
                 raise ModelFormatError(f"Dense config in {model_name_or_path!r}/{subfolder} lacks {key!r}")
         if "activation_function" in config:
             config["activation_function"] = _activation_from_path(config["activation_function"], trust_remote_code)
-        model = cls(**known_arguments(cls, config))
-        return cls.load_torch_weights(model_name_or_path, subfolder, model=model)
+        arguments = known_arguments(cls, config)
+        unknown = sorted(set(config) - set(arguments))
+        if unknown:
+            # A newer or foreign save (another library's Dense) may record options this class lacks.
+            logger.warning(
+                "Dense config in %r ignores keys that Dense does not accept: %s",
+                os.path.join(model_name_or_path, subfolder),
+                unknown,
+            )
+        model = cls(**arguments)
+        state = cls.load_torch_weights(model_name_or_path, subfolder)
+        # Keep the saved precision (a float64 or float16 save stays so), as sentence-transformers does.
+        saved_dtype = next((tensor.dtype for tensor in state.values() if tensor.is_floating_point()), None)
+        if saved_dtype is not None:
+            model = model.to(saved_dtype)
+        load_state_dict_strict(model, state, os.path.join(model_name_or_path, subfolder))
+        return model
 
 
 def _activation_from_path(path: str, trust_remote_code: bool) -> nn.Module:

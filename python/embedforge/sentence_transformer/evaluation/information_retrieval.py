@@ -331,27 +331,47 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         query_matrix = _float32_matrix(query_embeddings) if any(engine_names.values()) else None
         # Per score function: the running best max_k (scores, global corpus indices) per query,
         # merged chunk by chunk, so memory stays at one chunk plus queries x max_k.
-        best: dict[str, tuple[np.ndarray, np.ndarray] | None] = {fn: None for fn in self.score_functions}
-        for start in trange(
-            0, len(self.corpus), self.corpus_chunk_size, desc="Corpus Chunks", disable=not self.show_progress_bar
-        ):
-            end = min(start + self.corpus_chunk_size, len(self.corpus))
-            chunk = self._corpus_chunk(corpus_model, corpus_embeddings, start, end)
-            for fn, score_function in self.score_functions.items():
-                values, indices = self._rank_chunk(
-                    score_function,
-                    engine_names[fn],
-                    query_embeddings,
-                    query_matrix,
-                    chunk,
-                    start,
-                    max_k,
-                    rank_array[start:end],
-                    relevant_sets,
-                )
-                best[fn] = _merge_best(best[fn], (values, indices + start), max_k, rank_array)
-            # Dropped before the next chunk is embedded, so two chunks' embeddings never coexist.
-            del chunk
+        best: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        # Scores merged across chunks must all come from one source: the engine and torch may round
+        # a score differently, which would rank exact duplicates by chunk rather than by corpus id.
+        # Once a chunk needs torch scores, so do the later ones; a score function whose earlier
+        # chunks were ranked by the engine is ranked again, by torch from the first chunk on.
+        pending = list(self.score_functions)
+        torch_scored: set[str] = set()
+        while pending:
+            running: dict[str, tuple[np.ndarray, np.ndarray] | None] = {fn: None for fn in pending}
+            restart: set[str] = set()
+            for start in trange(
+                0, len(self.corpus), self.corpus_chunk_size, desc="Corpus Chunks", disable=not self.show_progress_bar
+            ):
+                active = [fn for fn in pending if fn not in restart]
+                if not active:
+                    break
+                end = min(start + self.corpus_chunk_size, len(self.corpus))
+                chunk = self._corpus_chunk(corpus_model, corpus_embeddings, start, end)
+                for fn in active:
+                    values, indices, by_torch = self._rank_chunk(
+                        self.score_functions[fn],
+                        engine_names[fn],
+                        query_embeddings,
+                        query_matrix,
+                        chunk,
+                        start,
+                        max_k,
+                        rank_array[start:end],
+                        relevant_sets,
+                        force_torch=fn in torch_scored,
+                    )
+                    if by_torch and fn not in torch_scored:
+                        torch_scored.add(fn)
+                        if running[fn] is not None:
+                            restart.add(fn)
+                            continue
+                    running[fn] = _merge_best(running[fn], (values, indices + start), max_k, rank_array)
+                # Dropped before the next chunk is embedded, so two chunks' embeddings never coexist.
+                del chunk
+            best.update({fn: kept for fn, kept in running.items() if fn not in restart})
+            pending = [fn for fn in pending if fn in restart]
 
         ranked: dict[str, list[list[int]]] = {}
         results: dict[str, list[list[dict[str, Any]]]] = {}
@@ -418,21 +438,23 @@ class InformationRetrievalEvaluator(RetrievalCsvColumns, BaseEvaluator):
         max_k: int,
         chunk_ranks: np.ndarray,
         relevant_sets: list[set[int]],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's best ``max_k`` per query by (score desc, corpus id asc): (scores, chunk indices).
+        force_torch: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The chunk's best ``max_k`` per query by (score desc, corpus id asc): (scores, chunk indices, by torch).
 
-        The Rust engine ranks the chunk unless the score function is one it does not know, or its
-        order is fragile; then the torch score function does, in column slices when that is exact.
+        The Rust engine ranks the chunk unless the score function is one it does not know, its order
+        is fragile, or ``force_torch``; then the torch score function does, in column slices when that
+        is exact. The last item says whether torch scored the chunk.
         """
         dense = _is_dense_matrix(chunk)
-        if engine_name is not None and query_matrix is not None and dense:
+        if engine_name is not None and query_matrix is not None and dense and not force_torch:
             values, indices = _engine_top_k(query_matrix, _float32_matrix(chunk), max_k, engine_name, chunk_ranks)
             if not self._order_is_fragile(values, indices, start, relevant_sets):
-                return values[:, :max_k], indices[:, :max_k]
+                return values[:, :max_k], indices[:, :max_k], False
         # Only the engine's own formulas are known to score each corpus row independently of the
         # others; a user's score function (and a sparse chunk) always goes whole, as in sentence-transformers.
         row_wise = engine_name is not None and dense
-        return self._torch_top_k(score_function, query_embeddings, chunk, max_k, chunk_ranks, row_wise)
+        return (*self._torch_top_k(score_function, query_embeddings, chunk, max_k, chunk_ranks, row_wise), True)
 
     def _torch_top_k(
         self,

@@ -60,7 +60,9 @@ class TripletEvaluator(BaseEvaluator):
         fn_keys = list(_PAIRWISE)
         unknown = sorted(set(self.similarity_fn_names) - set(fn_keys))
         if unknown:
-            raise InvalidArgumentError(f"similarity_fn_names contains {unknown}; expected names in {fn_keys}")
+            raise InvalidArgumentError(
+                f"`similarity_fn_names` got unexpected names {unknown}; expected names in {fn_keys}"
+            )
         if margin is None:
             self.margin: dict[str, float] = {key: 0 for key in fn_keys}
         elif isinstance(margin, (float, int)):
@@ -68,7 +70,7 @@ class TripletEvaluator(BaseEvaluator):
         elif isinstance(margin, dict):
             unknown = sorted(set(margin) - set(fn_keys))
             if unknown:
-                raise InvalidArgumentError(f"margin has keys {unknown}; expected keys in {fn_keys}")
+                raise InvalidArgumentError(f"`margin` got unexpected keys {unknown}; expected keys in {fn_keys}")
             self.margin = {**{key: 0 for key in fn_keys}, **margin}
         else:
             raise InvalidArgumentError(f"margin={margin!r}; expected a float or a dict with keys in {fn_keys}")

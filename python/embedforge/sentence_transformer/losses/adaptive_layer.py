@@ -94,8 +94,9 @@ def unwrap_model(model: nn.Module, loss_name: str) -> Any:
         elif hasattr(inner, "module"):
             inner = inner.module
         else:
-            raise InvalidArgumentError(
-                f"{loss_name} could not find a SentenceTransformer inside {type(model).__name__} (stopped at "
+            # A TypeError, as sentence-transformers raises: the object is of the wrong kind, not a bad value.
+            raise TypeError(
+                f"{loss_name} could not unwrap {type(model).__name__} to a SentenceTransformer (stopped at "
                 f"{type(inner).__name__}); expected a SentenceTransformer, DistributedDataParallel or torch.compile"
             )
     return inner

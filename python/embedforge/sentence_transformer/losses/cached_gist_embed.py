@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -10,18 +12,31 @@ from torch import Tensor, nn
 
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.gradcache import (
-    GradCacheMixin,
+    CachedLossMixin,
+    RandContext,
+    create_minibatch,
     reject_static_embedding,
-    sum_row_chunks,
     validate_mini_batch_arguments,
 )
+from embedforge.base.losses.row_chunks import sum_row_chunks
 from embedforge.sentence_transformer.losses.gist_embed import GuidedInBatchMixin
+from embedforge.util.distributed import all_gather_with_grad, get_rank
 
 if TYPE_CHECKING:
     from embedforge.sentence_transformer.model import SentenceTransformer
 
 
-class CachedGISTEmbedLoss(GradCacheMixin, GuidedInBatchMixin, Loss):
+#: The real distributed helpers, for when a stand-in put on this module is removed by deleting it.
+_DISTRIBUTED_HELPERS: dict[str, Any] = {"all_gather_with_grad": all_gather_with_grad, "get_rank": get_rank}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DISTRIBUTED_HELPERS:
+        return _DISTRIBUTED_HELPERS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class CachedGISTEmbedLoss(CachedLossMixin, GuidedInBatchMixin, Loss):
     """GISTEmbedLoss computed with GradCache: same loss and gradients, memory set by ``mini_batch_size``."""
 
     # Like sentence-transformers' version, any number of negative columns after (anchor, positive).
@@ -65,20 +80,52 @@ class CachedGISTEmbedLoss(GradCacheMixin, GuidedInBatchMixin, Loss):
         """Embed the columns in mini-batches and return the loss; the model's gradients arrive on backward."""
         return self.forward_cached(self.check_features(sentence_features, labels), labels)
 
-    def embed_minibatch_extra(self, batch: dict[str, Any]) -> Tensor:
-        """The guide's embeddings of the mini-batch, computed in the same pass as the model's."""
-        return self.embed_with_guide(batch)
+    def embed_minibatch(
+        self,
+        sentence_feature: dict[str, Any],
+        begin: int,
+        end: int,
+        with_grad: bool,
+        copy_random_state: bool,
+        random_state: RandContext | None = None,
+    ) -> tuple[Tensor, Tensor | None, RandContext | None]:
+        """Embed rows ``begin:end`` with the model and, in the first pass only, with the guide.
 
-    def _loss_on_cache(
-        self, reps: list[list[Tensor]], extras: list[list[Any]], labels: Tensor | None, with_backward: bool
+        Returns ``(embeddings, guide_embeddings, rng_snapshot)``; the backward re-embedding has no use
+        for the guide, so there ``guide_embeddings`` is None.
+        """
+        minibatch = create_minibatch(sentence_feature, begin, end)
+        pristine = dict(minibatch)  # the model writes its outputs into the dict it gets
+        with random_state if random_state is not None else nullcontext():
+            with nullcontext() if with_grad else torch.no_grad():
+                snapshot = RandContext(*minibatch.values()) if copy_random_state else None
+                embeddings = self.model(minibatch)["sentence_embedding"]
+            guide_embeddings = None if with_grad else self.embed_with_guide(pristine)
+        return embeddings, guide_embeddings, snapshot
+
+    def loss_from_cache(
+        self,
+        reps: list[list[Tensor]],
+        extras: list[list[tuple[Any, ...]]],
+        labels: Tensor | None,
+        with_backward: bool,
     ) -> Tensor:
-        return self.calculate_loss(reps, extras, with_backward=with_backward)
+        """Stage 2 with the guide's embeddings, which ``embed_minibatch`` returned next to the model's."""
+        reps_guided = [[extra[0] for extra in column] for column in extras]
+        return self.calculate_loss(reps, reps_guided, with_backward=with_backward)
 
     def calculate_loss(  # type: ignore[override]
         self, reps: list[list[Tensor]], reps_guided: list[list[Tensor]], *, with_backward: bool = False
     ) -> Tensor:
         """The GIST loss on cached model and guide embeddings, in chunks of ``mini_batch_size`` anchors."""
-        state = self.prepare_guided([torch.cat(column) for column in reps], [torch.cat(c) for c in reps_guided])
+        module = sys.modules[__name__]
+        state = self.prepare_guided(
+            [torch.cat(column) for column in reps],
+            [torch.cat(column) for column in reps_guided],
+            # Gathered through this module's names, so a test (or a user) can stand in for torch.distributed.
+            gather=module.all_gather_with_grad,
+            rank=module.get_rank,
+        )
         return sum_row_chunks(self, state, self.mini_batch_size, with_backward, self.show_progress_bar)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], guide_embeddings: list[Tensor]) -> Tensor:

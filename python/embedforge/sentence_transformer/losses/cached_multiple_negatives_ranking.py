@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -10,17 +11,34 @@ from torch import Tensor, nn
 
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.gradcache import (
-    GradCacheMixin,
-    chunked_loss,
+    CachedLossMixin,
+    RandContext,
+    create_minibatch,
+    minibatch_ranges,
     reject_static_embedding,
     validate_mini_batch_arguments,
 )
+from embedforge.base.losses.row_chunks import sum_row_chunks
 from embedforge.sentence_transformer.losses.multiple_negatives_ranking import (
     Direction,
     MultipleNegativesRankingLoss,
     similarity_fct_name,
 )
 from embedforge.util import cos_sim
+from embedforge.util.distributed import all_gather_with_grad, get_rank
+
+# The mini-batching helpers were importable from this module in sentence-transformers; keep them reachable.
+__all__ = ["CachedMultipleNegativesRankingLoss", "RandContext", "create_minibatch", "minibatch_ranges"]
+
+#: The real distributed helpers, for when a stand-in put on this module is removed by deleting it.
+_DISTRIBUTED_HELPERS: dict[str, Any] = {"all_gather_with_grad": all_gather_with_grad, "get_rank": get_rank}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DISTRIBUTED_HELPERS:
+        return _DISTRIBUTED_HELPERS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CITATION_GRADCACHE = """
 @misc{gao2021scaling,
@@ -45,7 +63,7 @@ _DELEGATED = (
 )
 
 
-class CachedMultipleNegativesRankingLoss(GradCacheMixin, Loss):
+class CachedMultipleNegativesRankingLoss(CachedLossMixin, Loss):
     """MultipleNegativesRankingLoss computed with GradCache: same loss and gradients, memory set by ``mini_batch_size``."""
 
     input_columns = (2, None)
@@ -107,7 +125,12 @@ class CachedMultipleNegativesRankingLoss(GradCacheMixin, Loss):
     ) -> Tensor:
         """The MNRL loss on cached embeddings, in chunks of ``mini_batch_size`` anchors."""
         embeddings = [torch.cat(column) for column in reps]
-        return chunked_loss(self.loss, embeddings, labels, self.mini_batch_size, with_backward, self.show_progress_bar)
+        module = sys.modules[__name__]
+        # Gathered through this module's names, so a test (or a user) can stand in for torch.distributed here.
+        state = self.loss.prepare_embeddings(
+            embeddings, labels, gather=module.all_gather_with_grad, rank=module.get_rank
+        )
+        return sum_row_chunks(self.loss, state, self.mini_batch_size, with_backward, self.show_progress_bar)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss from full per-column embeddings, exactly as the uncached loss computes it."""

@@ -83,8 +83,9 @@ class DistillKLDivLoss(Loss):
         num_candidates, batch_size = len(embeddings) - 1, query.size(0)
         if tuple(labels.shape) != (batch_size, num_candidates):
             raise InvalidArgumentError(
-                f"{type(self).__name__} needs teacher scores of shape (batch_size, candidates) = "
-                f"({batch_size}, {num_candidates}), but got labels of shape {tuple(labels.shape)}"
+                f"{type(self).__name__} needs teacher scores of shape (batch_size, N) = "
+                f"({batch_size}, {num_candidates}), one per candidate column, but got labels of shape "
+                f"{tuple(labels.shape)}"
             )
         student_scores = torch.stack([self.similarity_fct(query, other) for other in embeddings[1:]], dim=1)
         student_log_probs = torch.log_softmax(student_scores / self.student_temperature, dim=1)
@@ -100,8 +101,8 @@ class DistillKLDivLoss(Loss):
         scores = labels.detach().float()
         if scores.isnan().any():
             raise InvalidArgumentError(
-                f"{type(self).__name__}: the teacher scores in the label column contain NaN, which would make the "
-                "loss and every gradient NaN"
+                f"{type(self).__name__}: the teacher scores contain NaN (in the label column), which would make "
+                "the loss and every gradient NaN"
             )
         if scores.isinf().any():
             # An infinite score deliberately masks a candidate out.
@@ -111,7 +112,7 @@ class DistillKLDivLoss(Loss):
             spread = (scores.max(dim=-1).values - scores.min(dim=-1).values).max().item()
             logger.warning(
                 "%s: teacher_temperature=%s turns %d of %d teacher probabilities into exactly zero, so those "
-                "candidates give no training signal (widest score spread in a row: %.1f; a float32 softmax "
+                "candidates carry no gradient (widest score spread in a row: %.1f; a float32 softmax "
                 "underflows once spread / temperature exceeds about 100). Use teacher_temperature above %.3g.",
                 type(self).__name__,
                 self.teacher_temperature,

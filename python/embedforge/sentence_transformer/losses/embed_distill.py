@@ -62,8 +62,12 @@ class EmbedDistillLoss(Loss):
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         """Mean over text columns of the distance between student and teacher embeddings."""
+        if labels is None:
+            raise InvalidArgumentError(
+                f"{type(self).__name__} requires pre-computed teacher embeddings as labels: embed the texts once "
+                "with the teacher and add them as a label column (e.g. with `dataset.map(...)`)."
+            )
         features = self.check_features(sentence_features, labels)
-        assert labels is not None  # check_features enforces the label
         embeddings = embed_columns(self.model, features)
         targets = labels.detach()
         if targets.dim() == 2:
@@ -72,8 +76,9 @@ class EmbedDistillLoss(Loss):
         elif targets.dim() == 3:
             if targets.size(1) != len(embeddings):
                 raise InvalidArgumentError(
-                    f"{type(self).__name__} got labels of shape {tuple(targets.shape)}: {targets.size(1)} teacher "
-                    f"embeddings per row for {len(embeddings)} text columns. Pass labels of shape "
+                    f"Number of label columns ({targets.size(1)}) does not match number of input text columns "
+                    f"({len(embeddings)}): {type(self).__name__} got labels of shape {tuple(targets.shape)}. "
+                    "Pass labels of shape "
                     f"(batch_size, {len(embeddings)}, teacher_dim), or (batch_size, teacher_dim) to use one "
                     "teacher embedding for every column."
                 )
@@ -111,7 +116,8 @@ class EmbedDistillLoss(Loss):
         """Write the projection layer to a safetensors file (the trainer saves only the model)."""
         if self.projection is None:
             raise InvalidArgumentError(
-                f"{type(self).__name__} has no projection layer to save; construct it with projection_dim=<int>"
+                f"No projection layer to save: construct {type(self).__name__} with projection_dim=<int> for a "
+                "learnable projection"
             )
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.projection.state_dict().items()}
         save_file(state, str(path), metadata={"format": "pt"})
@@ -133,8 +139,8 @@ class EmbedDistillLoss(Loss):
             self.projection_dim = out_features
         elif (self.projection.in_features, self.projection.out_features) != (in_features, out_features):
             raise InvalidArgumentError(
-                f"The projection in {os.fspath(path)!r} maps {in_features} -> {out_features}, but this loss's "
-                f"projection maps {self.projection.in_features} -> {self.projection.out_features}"
+                f"The projection in {os.fspath(path)!r} maps {in_features} -> {out_features}, which does not match "
+                f"the configured projection ({self.projection.in_features} -> {self.projection.out_features})"
             )
         self.projection.load_state_dict(state)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,13 +12,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from embedforge.base.losses.base import Loss
-from embedforge.base.losses.gradcache import all_gather_with_grad, get_rank, sum_row_chunks
 from embedforge.base.losses.merged_forward import embed_columns
+from embedforge.base.losses.row_chunks import sum_row_chunks
 from embedforge.exceptions import InvalidArgumentError
+from embedforge.util.distributed import all_gather_with_grad, get_rank
 from embedforge.util.tensor import batch_to_device
 
 if TYPE_CHECKING:
     from embedforge.sentence_transformer.model import SentenceTransformer
+
+#: The real distributed helpers, for when a stand-in put on this module is removed by deleting it.
+_DISTRIBUTED_HELPERS: dict[str, Any] = {"all_gather_with_grad": all_gather_with_grad, "get_rank": get_rank}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DISTRIBUTED_HELPERS:
+        return _DISTRIBUTED_HELPERS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CITATION_GIST = """
 @misc{solatorio2024gistembed,
@@ -122,8 +134,17 @@ class GuidedInBatchMixin:
 
     # -- RowChunkedLoss ------------------------------------------------------------------------
 
-    def prepare_guided(self, embeddings: list[Tensor], guide_embeddings: list[Tensor]) -> _GuidedState:
-        """Gather the candidates (when asked); anchors stay local, as every rank scores only its own rows."""
+    def prepare_guided(
+        self,
+        embeddings: list[Tensor],
+        guide_embeddings: list[Tensor],
+        gather: Callable[[Tensor], Tensor] | None = None,
+        rank: Callable[[], int] | None = None,
+    ) -> _GuidedState:
+        """Gather the candidates (when asked); anchors stay local, as every rank scores only its own rows.
+
+        ``gather`` / ``rank`` replace the torch.distributed helpers (a wrapping loss passes its own).
+        """
         if len(embeddings) != len(guide_embeddings):
             raise InvalidArgumentError(
                 f"{type(self).__name__} got {len(embeddings)} embedding columns but {len(guide_embeddings)} guide columns"
@@ -137,9 +158,12 @@ class GuidedInBatchMixin:
         batch_size = anchors.size(0)
         offset = 0
         if self.gather_across_devices:
-            candidates = [all_gather_with_grad(column) for column in candidates]
-            candidates_guide = [all_gather_with_grad(column) for column in candidates_guide]
-            offset = get_rank() * batch_size
+            # Looked up on the module at call time, so a test (or a user) can stand in for torch.distributed.
+            module = sys.modules[__name__]
+            gather = gather or module.all_gather_with_grad
+            candidates = [gather(column) for column in candidates]
+            candidates_guide = [gather(column) for column in candidates_guide]
+            offset = (rank or module.get_rank)() * batch_size
         return _GuidedState(anchors, anchors_guide, candidates, candidates_guide, offset, batch_size)
 
     def num_rows(self, state: _GuidedState) -> int:
@@ -187,7 +211,9 @@ class GuidedInBatchMixin:
                 suppress(self.sim_matrix(anchors, negatives), self.sim_matrix(anchors_guide, negatives_guide))
             )
         scores = torch.cat(blocks, dim=1) / self.temperature
-        return F.cross_entropy(scores, targets, reduction="sum") / state.batch_size
+        # Through the module attribute (a mean over the chunk), which users and tests may replace;
+        # re-weighted so the chunks add up to the mean over the whole batch.
+        return self.cross_entropy_loss(scores, targets) * ((end - begin) / state.batch_size)
 
     def guided_config(self) -> dict[str, Any]:
         """The config entries both GIST losses share."""

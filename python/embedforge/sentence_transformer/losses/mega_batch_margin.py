@@ -12,11 +12,12 @@ from torch import Tensor, nn
 
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.gradcache import (
-    GradCacheMixin,
-    chunked_loss,
+    CachedLossMixin,
     reject_static_embedding,
     validate_mini_batch_arguments,
 )
+from embedforge.base.losses.merged_forward import embed_columns
+from embedforge.base.losses.row_chunks import chunked_loss
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import cos_sim
 
@@ -43,7 +44,7 @@ class _PairState:
     positives: Tensor
 
 
-class MegaBatchMarginLoss(GradCacheMixin, Loss):
+class MegaBatchMarginLoss(CachedLossMixin, Loss):
     """``relu(positive_margin - cos(a, p)) + relu(max_negative_cos - negative_margin)``, averaged over anchors.
 
     Each anchor's negative is the most similar *other* positive in the batch, so large batches matter;
@@ -82,11 +83,18 @@ class MegaBatchMarginLoss(GradCacheMixin, Loss):
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         """Embed (anchor, positive) and return the batch loss."""
-        features = self.check_features(sentence_features, labels)
+        features = list(sentence_features)
+        if len(features) != 2:
+            # A third column would be embedded and then ignored (or crash the cached backward pass).
+            raise InvalidArgumentError(
+                f"{type(self).__name__} expects exactly 2 input columns, (anchor, positive), but got {len(features)}. "
+                "It mines each anchor's hardest negative from the other positives in the batch, so it has no use "
+                "for a negative column; CachedMultipleNegativesRankingLoss trains with explicit negatives."
+            )
+        features = self.check_features(features, labels)
         if self.use_mini_batched_version:
             return self.forward_cached(features, labels)
-        embeddings = [self.model(feature)["sentence_embedding"] for feature in features]
-        return self.compute_loss_from_embeddings(embeddings, labels)
+        return self.compute_loss_from_embeddings(embed_columns(self.model, features), labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
         """The loss from ``[anchors, positives]`` embeddings, each ``(batch, dim)``."""

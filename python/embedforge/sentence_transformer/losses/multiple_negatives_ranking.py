@@ -12,10 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from embedforge.base.losses.base import Loss
-from embedforge.base.losses.gradcache import all_gather_with_grad, chunked_loss, get_rank
 from embedforge.base.losses.merged_forward import embed_columns
+from embedforge.base.losses.row_chunks import chunked_loss
 from embedforge.exceptions import InvalidArgumentError
 from embedforge.util import cos_sim
+from embedforge.util.distributed import all_gather_with_grad, get_rank
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class MultipleNegativesRankingLoss(Loss):
         super().__init__()
         self.model = model
         if not scale > 0:
-            raise InvalidArgumentError(f"scale is {scale!r}; it must be a positive value")
+            raise InvalidArgumentError(f"Scale must be a positive value. Got scale={scale!r}.")
         self.scale = scale
         self.similarity_fct = similarity_fct
         self.gather_across_devices = gather_across_devices
@@ -174,8 +175,17 @@ class MultipleNegativesRankingLoss(Loss):
 
     # -- ChunkedLoss: the formula, evaluated for any chunk of anchor rows ------------------------
 
-    def prepare_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> _InBatchState:
-        """Gather (when asked) and concatenate the candidates every row chunk scores against."""
+    def prepare_embeddings(
+        self,
+        embeddings: list[Tensor],
+        labels: Tensor | None,
+        gather: Callable[[Tensor], Tensor] | None = None,
+        rank: Callable[[], int] | None = None,
+    ) -> _InBatchState:
+        """Gather (when asked) and concatenate the candidates every row chunk scores against.
+
+        ``gather`` / ``rank`` replace the torch.distributed helpers (a wrapping loss passes its own).
+        """
         if len(embeddings) < 2:
             raise InvalidArgumentError(
                 f"{type(self).__name__} needs at least 2 embedding columns (anchor, positive), got {len(embeddings)}"
@@ -185,9 +195,10 @@ class MultipleNegativesRankingLoss(Loss):
         offset = 0
         if self.gather_across_devices:
             # Each rank scores its own rows against every rank's candidates; gradients flow back home.
-            queries = all_gather_with_grad(queries)
-            docs = [all_gather_with_grad(doc) for doc in docs]
-            offset = get_rank() * batch_size
+            gather = gather or all_gather_with_grad
+            queries = gather(queries)
+            docs = [gather(doc) for doc in docs]
+            offset = (rank or get_rank)() * batch_size
         return _InBatchState(queries, torch.cat(docs, dim=0), docs[0], len(docs), offset, batch_size)
 
     def num_rows(self, state: _InBatchState) -> int:

@@ -24,19 +24,28 @@ LEGACY_MODE_FLAGS: dict[str, str] = {
 }
 
 
+def _convert_legacy_pooling_kwargs(kwargs: dict[str, Any]) -> None:
+    """Replace old boolean ``pooling_mode_*`` flags in ``kwargs`` by one ``pooling_mode``, in place.
+
+    The active flags become a mode name (or a tuple of them, in the old concatenation order; "mean"
+    when none is set). An explicit ``pooling_mode`` wins: the flags are then just dropped.
+    """
+    flags = [key for key in LEGACY_MODE_FLAGS if key in kwargs]
+    if flags and "pooling_mode" not in kwargs:
+        active = tuple(mode for key, mode in LEGACY_MODE_FLAGS.items() if kwargs.get(key))
+        kwargs["pooling_mode"] = active[0] if len(active) == 1 else (active or "mean")
+    for key in flags:
+        del kwargs[key]
+
+
 def _fold_legacy_flags(config: dict[str, Any]) -> dict[str, Any]:
-    """Replace old boolean ``pooling_mode_*`` flags (and ``word_embedding_dimension``) by the current keys."""
+    """A copy of ``config`` with old ``pooling_mode_*`` flags (and ``word_embedding_dimension``) as current keys."""
     config = dict(config)
     if "word_embedding_dimension" in config:
         old = config.pop("word_embedding_dimension")
         if config.get("embedding_dimension") is None:
             config["embedding_dimension"] = old
-    flags = [key for key in LEGACY_MODE_FLAGS if key in config]
-    if flags and "pooling_mode" not in config:
-        active = tuple(mode for key, mode in LEGACY_MODE_FLAGS.items() if config.get(key))
-        config["pooling_mode"] = active[0] if len(active) == 1 else (active or "mean")
-    for key in flags:
-        config.pop(key)
+    _convert_legacy_pooling_kwargs(config)
     return config
 
 
@@ -90,7 +99,8 @@ class Pooling(Module):
         for mode in modes:
             if mode not in self.POOLING_MODES:
                 raise InvalidArgumentError(
-                    f"pooling_mode={mode!r} is not a pooling mode; expected one of {self.POOLING_MODES}"
+                    f"Invalid pooling mode {mode!r} in pooling_mode={pooling_mode!r}; expected one of "
+                    f"{self.POOLING_MODES}"
                 )
         self.embedding_dimension = int(embedding_dimension)
         self.pooling_mode = pooling_mode

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import importlib
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -22,6 +22,7 @@ from embedforge.sentence_transformer.modules.tokenizer import (
     WhitespaceTokenizer,
     WordTokenizer,
 )
+from embedforge.util.misc import import_module_class as _import_module_class
 
 if TYPE_CHECKING:
     # typing.Self is Python 3.11+; annotations are never evaluated at runtime here.
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 __all__ = ["WordEmbeddings"]
 
 logger = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    # The trust gate, when a stand-in put on this module was removed by deleting the name.
+    if name == "import_module_class":
+        return _import_module_class
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _WEIGHT_KEY = "emb_layer.weight"
 #: Tokenizers that may be named in a saved config without trusting code, by class name.
@@ -144,18 +153,25 @@ class WordEmbeddings(InputModule):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Self:
-        """Load a WordEmbeddings folder written by embedforge or sentence-transformers."""
+        """Load a WordEmbeddings folder written by embedforge or sentence-transformers.
+
+        A ``tokenizer_class`` outside embedforge and sentence-transformers is imported only with
+        ``trust_remote_code=True``.
+        """
         folder = os.path.join(model_name_or_path, subfolder)
-        config = cls.load_config(model_name_or_path, subfolder)
+        config = cls.load_config(model_name_or_path=model_name_or_path, subfolder=subfolder)
         if "tokenizer_class" not in config:
             raise ModelFormatError(
                 f"{os.path.join(folder, cls.config_file_name)!r} must name the 'tokenizer_class' of the model"
             )
         tokenizer_class = _resolve_tokenizer_class(
-            config.pop("tokenizer_class"), trust_remote_code=bool(kwargs.get("trust_remote_code", False))
+            config.pop("tokenizer_class"),
+            model_name_or_path=model_name_or_path,
+            trust_remote_code=bool(kwargs.get("trust_remote_code", False)),
         )
-        tokenizer = tokenizer_class.load(folder)
-        state = cls.load_torch_weights(model_name_or_path, subfolder)
+        tokenizer_folder = cls.load_dir_path(model_name_or_path=model_name_or_path, subfolder=subfolder)
+        tokenizer = tokenizer_class.load(tokenizer_folder)
+        state = cls.load_torch_weights(model_name_or_path=model_name_or_path, subfolder=subfolder)
         unexpected = sorted(set(state) - {_WEIGHT_KEY})
         if _WEIGHT_KEY not in state or unexpected:
             raise ModelFormatError(
@@ -172,6 +188,11 @@ class WordEmbeddings(InputModule):
             return cls(tokenizer=tokenizer, embedding_weights=weights, **known)
         except InvalidArgumentError as error:
             raise ModelFormatError(f"The model in {folder!r} is inconsistent: {error}") from error
+
+    @classmethod
+    def load_dir_path(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> str:
+        """The folder of this module inside a local model folder (the tokenizer's files live there)."""
+        return os.path.join(model_name_or_path, subfolder)
 
     @classmethod
     def from_text_file(
@@ -294,7 +315,7 @@ def _tokenizer_class_name(tokenizer: WordTokenizer) -> str:
     return f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}"
 
 
-def _resolve_tokenizer_class(class_ref: Any, trust_remote_code: bool) -> type[WordTokenizer]:
+def _resolve_tokenizer_class(class_ref: Any, model_name_or_path: str, trust_remote_code: bool) -> Any:
     """Find the tokenizer class a saved config names, importing outside code only when trusted."""
     if not isinstance(class_ref, str) or not class_ref:
         raise ModelFormatError(f"tokenizer_class must be a dotted class name, got {class_ref!r}")
@@ -305,16 +326,13 @@ def _resolve_tokenizer_class(class_ref: Any, trust_remote_code: bool) -> type[Wo
         raise ModelFormatError(
             f"tokenizer_class {class_ref!r} is not supported; known tokenizers: {sorted(_KNOWN_TOKENIZERS)}"
         )
-    if not trust_remote_code:
-        raise ModelFormatError(
-            f"tokenizer_class {class_ref!r} is outside embedforge and sentence-transformers; "
-            "pass trust_remote_code=True to import it"
-        )
-    module_name, _, attribute = class_ref.rpartition(".")
+    # The one trust gate for classes a model's config names (it refuses without trust_remote_code).
     try:
-        found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ModelFormatError(f"Cannot import tokenizer_class {class_ref!r}: {error}") from error
-    if not (isinstance(found, type) and issubclass(found, WordTokenizer)):
-        raise ModelFormatError(f"tokenizer_class {class_ref!r} is not a WordTokenizer subclass")
+        # Looked up on the module at call time, so the gate can be replaced (and a removed stand-in falls back).
+        gate = sys.modules[__name__].import_module_class
+        found = gate(class_ref, model_name_or_path=model_name_or_path, trust_remote_code=trust_remote_code)
+    except (ImportError, ValueError) as error:
+        raise ModelFormatError(f"Cannot use tokenizer_class {class_ref!r}: {error}") from error
+    if not callable(getattr(found, "load", None)):
+        raise ModelFormatError(f"tokenizer_class {class_ref!r} has no load(path) method, so it is not a word tokenizer")
     return found
