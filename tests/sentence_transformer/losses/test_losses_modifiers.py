@@ -363,7 +363,7 @@ def test_matryoshka_model_forward_restored() -> None:
 def test_matryoshka_rejects_bad_arguments_and_inputs() -> None:
     model = LookupModel(fixed_table(2))
     inner = MultipleNegativesRankingLoss(model)
-    with pytest.raises(InvalidArgumentError, match="matryoshka_dims is empty"):
+    with pytest.raises(InvalidArgumentError, match="at least one dimension in matryoshka_dims"):
         MatryoshkaLoss(model, inner, [])
     with pytest.raises(InvalidArgumentError, match="> 0"):
         MatryoshkaLoss(model, inner, [12, 0])

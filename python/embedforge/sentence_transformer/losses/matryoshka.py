@@ -201,27 +201,34 @@ class MatryoshkaLoss(Loss):
         self.loss = loss
         matryoshka_dims = list(matryoshka_dims) if matryoshka_dims is not None else []
         if not matryoshka_dims:
-            raise InvalidArgumentError("matryoshka_dims is empty; give at least one dimension")
+            raise InvalidArgumentError("You must provide at least one dimension in matryoshka_dims.")
         if any(not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0 for dim in matryoshka_dims):
-            raise InvalidArgumentError(f"matryoshka_dims is {matryoshka_dims}; every dimension must be an integer > 0")
+            raise InvalidArgumentError(
+                f"All dimensions passed to a matryoshka loss must be > 0. Got matryoshka_dims={matryoshka_dims} "
+                "(each an integer)."
+            )
         if matryoshka_weights is None:
             matryoshka_weights = [1] * len(matryoshka_dims)
         elif len(matryoshka_weights) != len(matryoshka_dims):
             raise InvalidArgumentError(
-                f"matryoshka_weights has {len(matryoshka_weights)} entries but matryoshka_dims has "
-                f"{len(matryoshka_dims)}; they must be the same length"
+                "matryoshka_weights must be the same length as matryoshka_dims. Got "
+                f"{len(matryoshka_weights)} weights for {len(matryoshka_dims)} dimensions."
             )
         width = embedding_dimension(model)
         if width is not None:
             too_large = [dim for dim in matryoshka_dims if dim > width]
             if too_large:
                 raise InvalidArgumentError(
-                    f"matryoshka_dims {too_large} exceed the model's embedding dimension of {width}"
+                    f"Dimensions in matryoshka_dims cannot exceed the model's embedding dimension of {width}. "
+                    f"Too large: {too_large}."
                 )
             if width not in matryoshka_dims:
+                # sentence-transformers' wording, word for word: scripts and tests match on it.
                 logger.warning(
-                    "The model's embedding dimension %d is not in matryoshka_dims %s, so the full embedding is "
-                    "never trained; include %d unless you only ever use truncated embeddings.",
+                    "The model's embedding dimension %d is not included in matryoshka_dims: %s. This means that "
+                    "the full model dimension won't be trained, which may lead to degraded performance when using "
+                    "the model without specifying a lower truncation dimension. It is strongly recommended to "
+                    "include %d in matryoshka_dims.",
                     width,
                     matryoshka_dims,
                     width,
