@@ -276,3 +276,30 @@ def test_model2vec_fixture_loads() -> None:
     assert embeddings.shape == (3, model.get_embedding_dimension())
     np.testing.assert_allclose(np.linalg.norm(embeddings[:2], axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(embeddings[2], 0.0)
+
+
+def test_encode_runs_the_model_through_call_so_forward_hooks_fire(tiny_bert_dir: Path) -> None:
+    """encode calls the model (``model(features)``), as sentence-transformers does: hooks see every batch."""
+    model = SentenceTransformer(str(tiny_bert_dir))
+    seen: list[int] = []
+    handle = model.register_forward_hook(lambda module, args, output: seen.append(len(output["sentence_embedding"])))
+    try:
+        embeddings = model.encode(["one", "two", "three"], batch_size=2)
+    finally:
+        handle.remove()
+    assert seen == [2, 1] and embeddings.shape[0] == 3
+
+
+def test_static_model_refuses_an_image_as_sentence_transformers_does() -> None:
+    """An image given to a text-only static model gets sentence-transformers' modality error."""
+    from PIL import Image
+
+    from conftest import embedforge_static, st_static, static_weights
+
+    weights = static_weights()
+    image = Image.new("RGB", (4, 4))
+    with pytest.raises(ValueError) as theirs:
+        st_static(weights).encode([image])
+    with pytest.raises(ValueError) as ours:
+        embedforge_static(weights).encode([image])
+    assert str(ours.value) == str(theirs.value)

@@ -516,7 +516,12 @@ class SentenceTransformer(BaseModel, FitMixin):
 
         This is the work a multi-process pool worker does for each chunk.
         """
-        if output_value == "sentence_embedding" and self._static_fast_path_applies(kwargs):
+        if (
+            output_value == "sentence_embedding"
+            and self._static_fast_path_applies(kwargs)
+            # Anything but plain strings goes the general way, whose modality check names what is wrong.
+            and all(type(item) is str for item in inputs)
+        ):
             embeddings = torch.from_numpy(self._encode_static(inputs, prompt, show_progress_bar))
             if truncate_dim is not None:
                 embeddings = embeddings[:, :truncate_dim]
@@ -604,7 +609,7 @@ class SentenceTransformer(BaseModel, FitMixin):
             features = {
                 key: value.to(device) if isinstance(value, Tensor) else value for key, value in features.items()
             }
-            output = self.forward(features, **kwargs)
+            output = self(features, **kwargs)  # through __call__, so forward hooks run as in sentence-transformers
             if truncate_dim is not None and "sentence_embedding" in output:
                 output["sentence_embedding"] = output["sentence_embedding"][..., :truncate_dim]
             if output_value == "token_embeddings":
