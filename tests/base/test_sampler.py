@@ -307,7 +307,7 @@ def test_multi_dataset_same_as_st(st: types.ModuleType, kind: str, drop_last: bo
 def test_multi_dataset_errors() -> None:
     parts = [pairs_dataset(10, 5), pairs_dataset(10, 5)]
     child = NoDuplicatesBatchSampler(parts[0], 4, False)
-    with pytest.raises(InvalidArgumentError, match="one sampler per dataset"):
+    with pytest.raises(InvalidArgumentError, match="number of batch samplers must match the number of datasets"):
         RoundRobinBatchSampler(ConcatDataset(parts), batch_samplers=[child])
     assert isinstance(ProportionalBatchSampler(ConcatDataset(parts), [child, child]), ProportionalBatchSampler)
 
@@ -352,3 +352,19 @@ def test_no_duplicates_with_only_label_columns(st: types.ModuleType) -> None:
         valid_label_columns=LABELS,
     )
     assert epochs(ours) == epochs(theirs)
+
+
+def test_module_level_names_scripts_use(st: types.ModuleType) -> None:
+    """sentence-transformers' sampler module also offers SubsetRandomSampler and _sample_value_str."""
+    import numpy as np
+
+    import embedforge.base.sampler as ours
+
+    assert ours.SubsetRandomSampler is torch.utils.data.SubsetRandomSampler
+    assert ours.np is np and ours.torch is torch
+    for value in ["a sentence", 5, np.int64(5), np.float64(0.5), np.bool_(True), [1.0, 0.5]]:
+        assert ours._sample_value_str(value) == st._sample_value_str(value)
+    big, changed = np.arange(10_000), np.arange(10_000)
+    changed[5_000] = -1
+    assert ours._sample_value_str(big) == ours._sample_value_str(np.arange(10_000))
+    assert ours._sample_value_str(big) != ours._sample_value_str(changed)

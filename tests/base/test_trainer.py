@@ -125,15 +125,19 @@ def test_iterable_dataset_without_features_is_rejected(tmp_path: Path) -> None:
     model = embedforge_static(static_weights())
 
     def rows() -> Any:
-        yield {"anchor": "a b", "positive": "c d"}
+        yield {"anchor": "a b", "positive": "c d", "scores": [1.0, 0.5], "flag": True}
 
-    with pytest.raises(InvalidArgumentError, match="without Features"):
+    with pytest.raises(InvalidArgumentError, match="must have Features") as raised:
         SentenceTransformerTrainer(
             model=model,
             args=make_args(tmp_path),
             train_dataset=IterableDataset.from_generator(rows),
             loss=MultipleNegativesRankingLoss(model),
         )
+    # The hint is a Features expression for the sample row, list columns included.
+    hint = str(raised.value)
+    assert "'anchor': Value('string')" in hint and "'scores': List(Value('float32'))" in hint
+    assert "'flag': Value('bool')" in hint
 
 
 # -- dataset-format checks -------------------------------------------------------------------------------

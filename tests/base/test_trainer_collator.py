@@ -69,7 +69,7 @@ def test_prompt_forms(prompts: Any, dataset_name: str | None, expected: list[str
 
 def test_nested_prompts_need_dataset_names() -> None:
     collator = SentenceTransformerDataCollator(preprocess_fn=RecordingPreprocess(), prompts={"sts": {"anchor": "q: "}})
-    with pytest.raises(InvalidArgumentError, match="dataset names"):
+    with pytest.raises(InvalidArgumentError, match="nested dictionary"):
         collator(ROWS)
 
 
@@ -107,7 +107,8 @@ def test_batch_matches_sentence_transformers_collator_on_a_bert_model(tiny_bert_
     prompts = {"question": "query: "}
     ours_batch = SentenceTransformerDataCollator(preprocess_fn=ours.preprocess, prompts=prompts)(rows)
     st_batch = StCollator(preprocess_fn=theirs.preprocess, prompts=prompts)(rows)
-    # sentence-transformers' model.preprocess also tags each column with its modality ("text").
+    # Both model.preprocess functions may tag each column with its modality ("text"); compare the rest.
+    ours_batch = {key: value for key, value in ours_batch.items() if not key.endswith("_modality")}
     st_batch = {key: value for key, value in st_batch.items() if not key.endswith("_modality")}
     assert set(ours_batch) == set(st_batch)
     assert "question_prompt_length" in ours_batch and "answer_prompt_length" not in ours_batch
@@ -124,5 +125,31 @@ def test_column_order_warning_is_given_once(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level("WARNING", logger="embedforge.sentence_transformer.data_collator"):
         collator(rows)
         collator(rows)
-    warnings = [record for record in caplog.records if "usually at position" in record.getMessage()]
+    warnings = [record for record in caplog.records if "usually at index" in record.getMessage()]
     assert len(warnings) == 1
+
+
+def test_id_like_columns_warn_once_and_are_still_tokenized(caplog: pytest.LogCaptureFixture) -> None:
+    preprocess = RecordingPreprocess()
+    collator = SentenceTransformerDataCollator(preprocess_fn=preprocess)
+    rows = [{"query_id": "q1", "text": "hello", "doc_ids": "d1"}]
+    with caplog.at_level("WARNING", logger="embedforge.base.data_collator"):
+        batch = collator(rows)
+        collator(rows)
+    warnings = [record.getMessage() for record in caplog.records if "look like ID columns" in record.getMessage()]
+    assert len(warnings) == 1 and "['query_id', 'doc_ids']" in warnings[0]
+    assert "query_id_input_ids" in batch and "doc_ids_input_ids" in batch
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="embedforge.base.data_collator"):
+        SentenceTransformerDataCollator(preprocess_fn=preprocess)([{"idea": "a", "valid": "b"}])
+    assert not any("look like ID columns" in record.getMessage() for record in caplog.records)
+
+
+def test_per_column_prompt_and_task_lookups() -> None:
+    collator = SentenceTransformerDataCollator(preprocess_fn=RecordingPreprocess())
+    assert collator._get_prompt_for_column("Search: ", "anything") == "Search: "
+    assert collator._get_prompt_for_column({"query": "Q: "}, "query") == "Q: "
+    assert collator._get_prompt_for_column({"query": "Q: "}, "other") is None
+    assert collator._get_prompt_for_column(None, "query") is None
+    assert collator._get_task_for_column("question", 0, {"question": "query"}) == "query"
+    assert collator._get_task_for_column("answer", 1, {"question": "query"}) is None

@@ -174,3 +174,88 @@ def test_mine_hard_negatives_rescores_with_a_cross_encoder(scorer_dir: Path) -> 
             np.testing.assert_allclose(ours[column], theirs[column], rtol=0, atol=1e-6)
         else:
             assert ours[column] == theirs[column], column
+
+
+# -- sentence-transformers 6 behaviours: single texts, num_labels from the modules, deprecations -----------
+
+
+def test_a_single_text_is_scored_alone_as_sentence_transformers_does(scorer_dir: Path) -> None:
+    ours, theirs = CrossEncoder(str(scorer_dir)), st_cross_encoder(scorer_dir)
+    texts = [pair[0] for pair in PAIRS[:6]]
+    np.testing.assert_allclose(ours.predict(texts[0]), theirs.predict(texts[0]), rtol=0, atol=1e-6)
+    one = ours.predict(texts[0], convert_to_tensor=True)
+    assert isinstance(one, torch.Tensor) and one.ndim == 0
+    with pytest.raises(InvalidArgumentError, match="mixes single texts"):
+        ours.predict([("a", "pair"), "a text"])
+
+
+def static_cross_encoder(out_features: int, output_name: str | None = "scores") -> CrossEncoder:
+    """A CrossEncoder stack without a Transformer: StaticEmbedding + Dense (the property logic alone)."""
+    from conftest import static_weights, word_level_tokenizer
+    from embedforge.base.modules import Dense
+    from embedforge.sentence_transformer.modules import StaticEmbedding
+
+    weights = static_weights()
+    static = StaticEmbedding(word_level_tokenizer(), embedding_weights=weights)
+    dense = Dense(weights.shape[1], out_features, activation_function=None, module_output_name=output_name)
+    return CrossEncoder(modules=[static, dense])
+
+
+@pytest.mark.parametrize("out_features", [1, 3])
+def test_num_labels_and_activation_come_from_a_dense_scores_module(out_features: int) -> None:
+    model = static_cross_encoder(out_features)
+    assert model.num_labels == out_features
+    expected = torch.nn.Sigmoid if out_features == 1 else torch.nn.Identity
+    assert isinstance(model.activation_fn, expected)
+    assert model.config is None and model.model is None
+
+
+def test_a_dense_without_scores_output_is_not_the_head() -> None:
+    assert static_cross_encoder(5, output_name=None).num_labels == 1
+
+
+def test_renamed_and_removed_arguments_are_logged(
+    scorer_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedforge.cross_encoder.model as model_module
+
+    # Each removed argument is reported once per process; start from a clean slate.
+    monkeypatch.setattr(model_module, "_warned_no_op_arguments", set())
+    model = CrossEncoder(str(scorer_dir))
+    for name in ("convert_to_numpy", "convert_to_tensor", "apply_softmax"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            ranks = model.rank("water", ["light", "night"], **{name: True})
+            model.rank("water", ["light", "night"], **{name: True})
+        assert caplog.text.count(f"`{name}` argument is deprecated and has no effect") == 1
+        assert all(type(hit["score"]) is float for hit in ranks)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        model = CrossEncoder(str(scorer_dir), classifier_dropout=0.25, config_args={})
+    assert "`classifier_dropout` argument is deprecated" in caplog.text
+    assert "`config_args` argument was renamed and is now deprecated" in caplog.text
+    assert model.config.classifier_dropout == 0.25
+    with pytest.warns(DeprecationWarning, match="`default_activation_function` property was renamed"):
+        assert model.default_activation_function is model.activation_fn
+
+
+def test_rank_needs_one_label(classifier_dir: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"only works for models with num_labels=1.*num_labels=3"):
+        CrossEncoder(str(classifier_dir)).rank("q", ["d"])
+
+
+def test_processing_kwargs_reach_the_input_module(scorer_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = CrossEncoder(str(scorer_dir))
+    transformer = model[0]
+    seen: list[Any] = []
+    original = transformer.preprocess
+
+    def recording_preprocess(inputs: list[Any], **kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs.get("processing_kwargs"))
+        return original(inputs, **kwargs)
+
+    monkeypatch.setattr(transformer, "preprocess", recording_preprocess)
+    options = {"text": {"max_length": 4, "truncation": True}}
+    model.predict(PAIRS[:3], processing_kwargs=options)
+    model.predict(PAIRS[:3])
+    assert seen == [options, None]

@@ -54,6 +54,7 @@ class BaseDataCollator:
     max_length: int | dict[str, int] | None = field(default=None, repr=False)
 
     _warned_columns: set[tuple[str, ...]] = field(default_factory=set, init=False, repr=False)
+    _warned_id_columns: set[tuple[str, ...]] = field(default_factory=set, init=False, repr=False)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """Turn a list of rows into one batch dict."""
@@ -77,9 +78,10 @@ class BaseDataCollator:
 
         router_mapping = self._resolve_router_mapping(batch)
         prompts = self._resolve_prompts(batch)
-        for column_name in column_names:
-            task = router_mapping.get(column_name)
-            prompt = prompts if isinstance(prompts, str) else (prompts or {}).get(column_name)
+        self.maybe_warn_about_id_columns(column_names)
+        for position, column_name in enumerate(column_names):
+            task = self._get_task_for_column(column_name, position, router_mapping)
+            prompt = self._get_prompt_for_column(prompts, column_name)
             inputs = [row[column_name] for row in features]
             max_length = self._max_length_for(task)
             # Only pass max_length when set, so preprocess functions without **kwargs keep working.
@@ -116,11 +118,26 @@ class BaseDataCollator:
         if isinstance(next(iter(prompts.values())), dict):
             if dataset_name is None:
                 raise InvalidArgumentError(
-                    f"prompts={prompts!r} maps dataset names to per-column prompts, but the dataset is a single "
-                    "Dataset without dataset names; pass a DatasetDict or a column -> prompt mapping"
+                    f"prompts={prompts!r} is a nested dictionary (dataset name -> column name -> prompt), but the "
+                    "dataset is a single Dataset, so rows carry no dataset name to look up; pass a DatasetDict "
+                    f"whose names are among {list(prompts)}, or a column -> prompt mapping"
                 )
             return {}
         return prompts  # type: ignore[return-value]
+
+    def _get_prompt_for_column(self, prompts: str | dict[str, str] | None, column_name: str) -> str | None:
+        """The prompt of one column: the one string for every column, or the column's entry (None if absent)."""
+        if isinstance(prompts, str):
+            return prompts
+        if isinstance(prompts, dict):
+            return prompts.get(column_name)
+        return None
+
+    def _get_task_for_column(
+        self, column_name: str, column_position: int, router_mapping: dict[str, str]
+    ) -> str | None:
+        """The Router task a column is preprocessed with; a kind may add defaults by position."""
+        return router_mapping.get(column_name)
 
     def _max_length_for(self, task: str | None) -> int | None:
         """A training-time max length: one int for every column, or one per task."""
@@ -130,15 +147,32 @@ class BaseDataCollator:
             return self.max_length.get(task)
         return None
 
+    def maybe_warn_about_id_columns(self, column_names: list[str]) -> None:
+        """Warn once per set of columns whose names look like ids (``id``, ``*_id``, ``*_ids``, ``*_idx``).
+
+        Such columns are still tokenised and trained on, as text: an id column left in by mistake
+        silently teaches the model to match identifiers.
+        """
+        id_like = [name for name in column_names if name == "id" or name.endswith(("_id", "_ids", "_idx"))]
+        if not id_like or tuple(id_like) in self._warned_id_columns:
+            return
+        self._warned_id_columns.add(tuple(id_like))
+        logger.warning(
+            "Column(s) %s look like ID columns, but they will be tokenized and trained on as text. If they hold "
+            "IDs, replace them with the values they point to first (e.g. with embedforge.util.resolve_ids), or "
+            "remove them from the dataset.",
+            id_like,
+        )
+
     def maybe_warn_about_column_order(self, column_names: list[str]) -> None:
         """Warn once per column list when a well-known column name sits at an unusual position."""
         for column_name, expected in _USUAL_POSITIONS.items():
             if column_name in column_names and column_names.index(column_name) != expected:
                 group = next(names for names in _USUAL_GROUPS if column_name in names)
                 logger.warning(
-                    "Column %r is at position %d, but is usually at position %d. Losses read columns by "
-                    "position (e.g. MultipleNegativesRankingLoss takes the first as anchor and the second "
-                    "as positive), whatever their names. To reorder: dataset = dataset.select_columns(%s)",
+                    "Column %r is at index %d, but a column of that name is usually at index %d. Losses read "
+                    "columns by position (e.g. MultipleNegativesRankingLoss takes the first as anchor and the "
+                    "second as positive), whatever their names. To reorder: dataset = dataset.select_columns(%s)",
                     column_name,
                     column_names.index(column_name),
                     expected,

@@ -10,7 +10,6 @@ default loss, and adds its own hooks.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import re
@@ -158,9 +157,11 @@ class BaseTrainer(Trainer):
         if isinstance(eval_dataset, dict) and not isinstance(eval_dataset, DatasetDict):
             eval_dataset = DatasetDict(eval_dataset)
         if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
+            # sentence-transformers' wording, which scripts and tests match on.
             raise InvalidArgumentError(
-                f"args.eval_strategy={str(args.eval_strategy)!r} but neither eval_dataset nor evaluator was given; "
-                "pass one of them or set eval_strategy='no'"
+                f"You have set `args.eval_strategy` to {args.eval_strategy}, but you didn't provide an `eval_dataset` "
+                f"or an `evaluator`. Either provide an `eval_dataset` or an `evaluator` to `{type(self).__name__}`, "
+                "or set `args.eval_strategy='no'` to skip evaluation."
             )
 
         super().__init__(
@@ -202,10 +203,11 @@ class BaseTrainer(Trainer):
                         f"keys are {sorted(loss)}"
                     )
                 if missing := set(dataset) - set(loss):
+                    verb = "occurs" if len(missing) == 1 else "occur"
                     raise InvalidArgumentError(
                         f"If the provided `loss` is a dict, then all keys from the `{split}_dataset` dictionary must "
-                        f"occur in `loss` also. Currently, {sorted(missing)} occurs in `{split}_dataset` but not in "
-                        f"`loss` (loss keys: {sorted(loss)})"
+                        f"occur in `loss` also. Currently, {sorted(missing)} {verb} in `{split}_dataset` but not in "
+                        f"`loss`. (The loss keys are {sorted(loss)}.)"
                     )
         else:
             self.loss = self.prepare_loss(loss, self.model)
@@ -313,10 +315,10 @@ class BaseTrainer(Trainer):
                 self.validate_column_names(inner, dataset_name=name)
             return
         if overlap := set(_column_names(dataset)) & RESERVED_COLUMNS:
-            where = f"the {dataset_name} dataset" if dataset_name else "the dataset"
+            where = f"{dataset_name} dataset" if dataset_name else "dataset"
             raise InvalidArgumentError(
-                f"{where} has the reserved column name(s) {sorted(overlap)}; rename them "
-                f"(the trainer uses {sorted(RESERVED_COLUMNS)} internally)"
+                f"The following column names are invalid in your {where}: {sorted(overlap)}. Avoid using these "
+                f"column names, as they are reserved for internal use. (Reserved: {sorted(RESERVED_COLUMNS)}.)"
             )
 
     def check_dataset_columns(self, dataset: Any, split: str) -> None:
@@ -473,8 +475,11 @@ class BaseTrainer(Trainer):
         elif isinstance(dataset, DatasetDict):
             for name, inner in dataset.items():
                 if isinstance(inner, IterableDataset):
+                    # The first sentence is sentence-transformers' wording, which scripts and tests match on.
                     raise InvalidArgumentError(
-                        f"{dataset_kind}_dataset[{name!r}] is an IterableDataset; a DatasetDict of them is not supported"
+                        "Sentence Transformers is not compatible with a DatasetDict containing an IterableDataset. "
+                        f"({dataset_kind}_dataset[{name!r}] is an IterableDataset: use a Dataset for each entry, "
+                        "or train on one IterableDataset.)"
                     )
             samplers = [
                 self.get_batch_sampler(
@@ -885,12 +890,25 @@ def _require_features(dataset: Any, split: str) -> None:
     if not isinstance(dataset, IterableDataset) or dataset.column_names is not None:
         return
     sample = next(iter(dataset))
-    kinds = {str: "string", int: "int64", float: "float32", bool: "bool"}
-    example = {key: f"Value({kinds.get(type(value), 'null')!r})" for key, value in sample.items()}
+    example = "{" + ", ".join(f"{key!r}: {_feature_hint(value)}" for key, value in sample.items()) + "}"
     raise InvalidArgumentError(
-        f"{split}_dataset is an IterableDataset without Features, so its columns are unknown; add them, e.g. "
-        f"{split}_dataset = {split}_dataset.cast(Features({json.dumps(example)}))"
+        f"The provided `{split}_dataset` must have Features: it is an IterableDataset whose columns are unknown "
+        f"(a streaming map without features= drops them). Specify them, e.g.:\n"
+        f"{split}_dataset = {split}_dataset.cast(Features({example}))\n"
+        "or pass features= when building or mapping the IterableDataset."
     )
+
+
+def _feature_hint(value: Any) -> str:
+    """A ``datasets`` feature expression matching one sample value, for the missing-Features hint."""
+    if isinstance(value, (list, tuple)):
+        return f"List({_feature_hint(value[0]) if value else _feature_hint('')})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_feature_hint(inner)}" for key, inner in value.items()) + "}"
+    # bool before int: bool is an int subclass. None (and anything unknown) has datasets' "null" type.
+    kinds = ((bool, "bool"), (str, "string"), (int, "int64"), (float, "float32"))
+    kind = next((name for python_type, name in kinds if isinstance(value, python_type)), "null")
+    return f"Value({kind!r})"
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -112,12 +113,42 @@ class BaseTrainingArguments(TransformersTrainingArguments):
                     "setting dataloader_drop_last=True."
                 )
             self.dataloader_drop_last = True
+        if (
+            self.output_dir != DEFAULTS_PROBE_DIR
+            and self.dataloader_num_workers > 0
+            and not self.dataloader_persistent_workers
+            and self._workers_are_spawned()
+        ):
+            logger.warning(
+                "dataloader_num_workers=%d with spawned worker processes: consider dataloader_persistent_workers=True. "
+                "Each spawned worker imports embedforge, torch and transformers before its first batch (seconds "
+                "per worker), and without persistent workers that is paid again every epoch and every "
+                "evaluation, which often makes training slower than dataloader_num_workers=0.",
+                self.dataloader_num_workers,
+            )
+
+    @staticmethod
+    def _workers_are_spawned() -> bool:
+        """Whether DataLoader workers start with ``spawn`` (``fork`` and ``forkserver`` workers inherit imports).
+
+        Reads the start method without fixing it (``allow_none=True``, then the platform default), so
+        building arguments never stops a later ``multiprocessing.set_start_method`` call from working.
+        """
+        start_method = multiprocessing.get_start_method(allow_none=True)
+        if start_method is None:
+            start_method = multiprocessing.get_all_start_methods()[0]
+        return start_method == "spawn"
 
     def _reconcile_warmup(self) -> None:
         """Accept both warmup spellings on any transformers version."""
         if _TRANSFORMERS_5:
             if self.warmup_ratio is not None and self.warmup_steps == 0:
-                logger.warning("warmup_ratio is deprecated with transformers 5; pass the ratio as warmup_steps.")
+                # The first sentence is sentence-transformers' wording, which scripts and tests match on.
+                logger.warning(
+                    "The `warmup_ratio` argument is deprecated in Transformers v5+: pass the ratio as a float "
+                    "`warmup_steps` instead (warmup_steps=%s is used now).",
+                    self.warmup_ratio,
+                )
                 self.warmup_steps = self.warmup_ratio
                 self.warmup_ratio = None
         elif isinstance(self.warmup_steps, float) and 0.0 < self.warmup_steps < 1.0 and self.warmup_ratio == 0.0:

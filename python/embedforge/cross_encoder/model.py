@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from tqdm.autonotebook import trange
 
 from embedforge._internal.local_path import require_local_dir
 from embedforge.base.model import MODEL_CONFIG_FILE, BaseModel, check_texts, pick_device
+from embedforge.base.modules.dense import Dense
 from embedforge.base.modules.registry import load_modules, read_json
 from embedforge.base.modules.transformer import Transformer
 from embedforge.cross_encoder.fit_mixin import FitMixin
@@ -171,9 +173,11 @@ class CrossEncoder(BaseModel, FitMixin):
         if saved is not None:
             if self.trust_remote_code or saved.startswith("torch."):
                 return import_from_string(saved)()
+            # sentence-transformers' wording, which scripts and tests match on.
             logger.warning(
-                "The activation function %r is outside torch; load with trust_remote_code=True to use it. "
-                "Using the default activation instead.",
+                "Activation function path '%s' is not trusted, using default activation function instead. "
+                "Please load the CrossEncoder with `trust_remote_code=True` to allow loading custom activation "
+                "functions via the configuration.",
                 saved,
             )
         return self.get_default_activation_fn()
@@ -211,11 +215,19 @@ class CrossEncoder(BaseModel, FitMixin):
 
     @property
     def num_labels(self) -> int:
-        """Scores per pair: 1 for a relevance score (and for a LogitScore reranker), more for classification logits."""
-        if any(isinstance(module, LogitScore) for module in self._modules.values()):
-            return 1
-        config = self.config
-        return 1 if config is None else int(config.num_labels)
+        """Scores per pair: 1 for a relevance score (and for a LogitScore reranker), more for classification logits.
+
+        The module nearest the end that produces the scores decides: a Dense writing ``scores`` gives its
+        ``out_features``, a Transformer its config's ``num_labels``, a LogitScore 1; without any of them, 1.
+        """
+        for module in reversed(list(self._modules.values())):
+            if isinstance(module, Dense) and module.module_output_name == "scores":
+                return int(module.out_features)
+            if isinstance(module, Transformer):
+                return int(module.auto_model.config.num_labels)
+            if isinstance(module, LogitScore):
+                return 1
+        return 1
 
     @property
     def max_seq_length(self) -> int | None:
@@ -232,22 +244,25 @@ class CrossEncoder(BaseModel, FitMixin):
 
     @property
     def max_length(self) -> int | None:
-        """Older name of :attr:`max_seq_length`."""
+        """Deprecated name of :attr:`max_seq_length`."""
+        _warn_renamed_property("max_length", "max_seq_length")
         return self.max_seq_length
 
     @max_length.setter
     def max_length(self, value: int | None) -> None:
+        _warn_renamed_property("max_length", "max_seq_length")
         self.max_seq_length = value
 
     @property
     def default_activation_function(self) -> Callable[[Tensor], Tensor]:
-        """Older name of :attr:`activation_fn`."""
+        """Deprecated name of :attr:`activation_fn`."""
+        _warn_renamed_property("default_activation_function", "activation_fn")
         return self.activation_fn
 
     # -- prediction --------------------------------------------------------------------------------
 
     def is_singular_input(self, inputs: Any) -> bool:
-        """Whether ``inputs`` is one pair (``("query", "document")``) rather than a list of pairs."""
+        """Whether ``inputs`` is one example (a ``("query", "document")`` pair, or one text) rather than a list."""
         if isinstance(inputs, np.ndarray) and inputs.dtype.kind in ("U", "O"):
             return inputs.size > 0 and inputs.ndim < 2
         if isinstance(inputs, (list, tuple)):
@@ -272,13 +287,15 @@ class CrossEncoder(BaseModel, FitMixin):
     ) -> Any:
         """Score text pairs: a [n] array of scores for a single-label model, [n, num_labels] otherwise.
 
-        One pair gives one score (row). ``activation_fn`` overrides the model's (sigmoid for one
-        label); ``apply_softmax`` turns several labels' scores into probabilities.
+        One pair (or one text, which a model trained on single texts scores alone) gives one score
+        (row). ``activation_fn`` overrides the model's (sigmoid for one label); ``apply_softmax`` turns
+        several labels' scores into probabilities. ``processing_kwargs`` (keyword) overrides the
+        Transformer's processor options for this call, e.g. ``{"text": {"max_length": 256}}``.
         """
         inputs = _renamed_input(inputs, kwargs, "predict")
-        if "activation_fct" in kwargs:
-            activation_fn = kwargs.pop("activation_fct")
-        kwargs.pop("num_workers", None)  # older releases' DataLoader setting; batches are built in-process
+        activation_fn = _renamed_activation(activation_fn, kwargs)
+        _drop_no_op_arguments(kwargs, "predict", ("num_workers",))
+        processing_kwargs = kwargs.pop("processing_kwargs", None)
         if kwargs:
             raise InvalidArgumentError(f"predict() got unexpected keyword arguments {sorted(kwargs)}")
         if show_progress_bar is None:
@@ -301,6 +318,9 @@ class CrossEncoder(BaseModel, FitMixin):
             "activation_fn": activation_fn if activation_fn is not None else self.activation_fn,
             "apply_softmax": bool(apply_softmax),
         }
+        if processing_kwargs is not None:
+            # Only when given, so a pool worker's _inference sees the same call as before the option existed.
+            inference_kwargs["processing_kwargs"] = processing_kwargs
         if not pairs:
             scores = torch.zeros((0,) if self.num_labels == 1 else (0, self.num_labels))
         else:
@@ -322,17 +342,21 @@ class CrossEncoder(BaseModel, FitMixin):
         show_progress_bar: bool,
         activation_fn: Callable[[Tensor], Tensor] | None,
         apply_softmax: bool,
+        processing_kwargs: dict[str, Any] | None = None,
     ) -> Tensor:
         """Scores of checked, non-empty pairs on the model's device, in input order (the work of a
         multi-process pool worker for each chunk)."""
         self.eval()
         device = self.device
         # Longest pairs first, so each batch pads little; the order is restored at the end.
-        order = np.argsort([-sum(len(text) for text in pair) for pair in inputs], kind="stable")
+        order = np.argsort([-_input_length(example) for example in inputs], kind="stable")
+        preprocess_kwargs: dict[str, Any] = {"prompt": prompt}
+        if processing_kwargs is not None:
+            preprocess_kwargs["processing_kwargs"] = processing_kwargs
         collected: list[Tensor] = []
         for start in trange(0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar):
             batch = [inputs[index] for index in order[start : start + batch_size]]
-            features = self._first_module().preprocess(batch, prompt=prompt)
+            features = self._first_module().preprocess(batch, **preprocess_kwargs)
             features = {
                 key: value.to(device) if isinstance(value, Tensor) else value for key, value in features.items()
             }
@@ -369,15 +393,17 @@ class CrossEncoder(BaseModel, FitMixin):
     ) -> list[dict[str, Any]]:
         """The documents ranked by their score against ``query``: ``{"corpus_id", "score"}`` dicts
         (plus ``"text"`` with ``return_documents``), best first, the first ``top_k`` of them."""
-        for name in ("apply_softmax", "convert_to_numpy", "convert_to_tensor", "num_workers"):
-            kwargs.pop(name, None)  # older releases' options that no longer change the result
-        if "activation_fct" in kwargs:
-            activation_fn = kwargs.pop("activation_fct")
+        activation_fn = _renamed_activation(activation_fn, kwargs)
+        # Older releases' options that no longer change the result: rank always returns Python floats.
+        _drop_no_op_arguments(kwargs, "rank", ("num_workers", "apply_softmax", "convert_to_numpy", "convert_to_tensor"))
         if kwargs:
             raise InvalidArgumentError(f"rank() got unexpected keyword arguments {sorted(kwargs)}")
         if self.num_labels != 1:
+            # sentence-transformers' wording, plus the model's label count.
             raise InvalidArgumentError(
-                f"rank() needs a model with one label; this one has num_labels={self.num_labels}: use predict()"
+                "CrossEncoder.rank() only works for models with num_labels=1. "
+                "Consider using CrossEncoder.predict() with input pairs instead. "
+                f"(This model has num_labels={self.num_labels}.)"
             )
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
             raise InvalidArgumentError(f"top_k={top_k!r}; expected a non-negative integer or None")
@@ -427,21 +453,35 @@ def _apply_legacy_arguments(
             f"(model_name_or_path, {', '.join(LEGACY_POSITIONAL)}); got {1 + len(legacy_args)}"
         )
     for name, value in zip(LEGACY_POSITIONAL, legacy_args):
-        logger.warning("Passing %s positionally to CrossEncoder is deprecated; pass %s=%r", name, name, value)
+        logger.warning(
+            "Passing `%s` as a positional argument to CrossEncoder is deprecated. "
+            "Please use `%s=%r` as a keyword argument instead.",
+            name,
+            name,
+            value,
+        )
         if given[name] is None:
             given[name] = value
-    if "classifier_dropout" in legacy_kwargs:
-        dropout = legacy_kwargs.pop("classifier_dropout")
-        given["config_kwargs"] = {**(given["config_kwargs"] or {}), "classifier_dropout": dropout}
     for old, new in RENAMED_ARGUMENTS.items():
         if old not in legacy_kwargs:
             continue
         value = legacy_kwargs.pop(old)
-        logger.warning("The CrossEncoder argument %s was renamed to %s", old, new)
+        logger.warning(
+            "The CrossEncoder `%s` argument was renamed and is now deprecated. Please use `%s` instead.", old, new
+        )
         if new == "model_name_or_path":
             model_name_or_path = model_name_or_path or value
         elif new in given and given[new] is None:
             given[new] = value
+    if "classifier_dropout" in legacy_kwargs:
+        # After the renames, so it lands in config_kwargs given under either name.
+        dropout = legacy_kwargs.pop("classifier_dropout")
+        logger.warning(
+            "The CrossEncoder `classifier_dropout` argument is deprecated. "
+            "Please use `config_kwargs={'classifier_dropout': %r}` instead.",
+            dropout,
+        )
+        given["config_kwargs"] = {**(given["config_kwargs"] or {}), "classifier_dropout": dropout}
     if legacy_kwargs:
         raise InvalidArgumentError(f"CrossEncoder() got unexpected keyword arguments {sorted(legacy_kwargs)}")
     return model_name_or_path
@@ -481,22 +521,81 @@ def _yes_no_logit_score(transformer: Transformer, folder: str) -> LogitScore:
     return LogitScore(true_token_id=ids["yes"], false_token_id=ids["no"])
 
 
+def _warn_renamed_property(old: str, new: str) -> None:
+    """A DeprecationWarning for a CrossEncoder property read or set under its older name."""
+    warnings.warn(
+        f"The `{old}` property was renamed and is now deprecated. Please use `{new}` instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 def _renamed_input(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:
     """``sentences=`` is the older name of ``inputs``."""
     if "sentences" in kwargs:
-        if inputs is not None:
-            raise InvalidArgumentError(f"{method}() got both inputs and sentences; pass one")
-        inputs = kwargs.pop("sentences")
+        logger.warning("The `sentences` argument was renamed and is now deprecated. Please use `inputs` instead.")
+        sentences = kwargs.pop("sentences")
+        # As in sentence-transformers: when both are given, the new name wins.
+        inputs = sentences if inputs is None else inputs
     if inputs is None:
         raise InvalidArgumentError(f"{method}() needs inputs: a (text, text) pair or a list of pairs")
     return inputs
 
 
+def _renamed_activation(activation_fn: Any, kwargs: dict[str, Any]) -> Any:
+    """``activation_fct=`` is the older name of ``activation_fn`` (which wins when both are given)."""
+    if "activation_fct" not in kwargs:
+        return activation_fn
+    logger.warning(
+        "The `activation_fct` argument was renamed and is now deprecated. Please use `activation_fn` instead."
+    )
+    old_value = kwargs.pop("activation_fct")
+    return old_value if activation_fn is None else activation_fn
+
+
+#: (method, argument) pairs already warned about: a script calling rank() in a loop is told once.
+_warned_no_op_arguments: set[tuple[str, str]] = set()
+
+
+def _drop_no_op_arguments(kwargs: dict[str, Any], method: str, names: tuple[str, ...]) -> None:
+    """Remove older releases' arguments that no longer change ``method``'s result, saying so once for each."""
+    for name in names:
+        if name not in kwargs:
+            continue
+        kwargs.pop(name)
+        if (method, name) in _warned_no_op_arguments:
+            continue
+        _warned_no_op_arguments.add((method, name))
+        why = "" if name == "num_workers" else f", as `{method}` always returns Python floats"
+        if name == "apply_softmax":
+            why = ", as `rank` only supports models with `num_labels=1`"
+        logger.warning(
+            "The CrossEncoder.%s `%s` argument is deprecated and has no effect%s. It will be removed in a future "
+            "version.",
+            method,
+            name,
+            why,
+        )
+
+
+def _input_length(example: Any) -> int:
+    """Characters in one example (a text or a pair), to sort a batch by length."""
+    if isinstance(example, str):
+        return len(example)
+    return sum(len(text) for text in example)
+
+
 def _check_pairs(pairs: list[Any]) -> None:
-    """Every input must be a pair of strings; name the first that is not."""
+    """Every input must be a pair of strings, or a single string; name the first that is not."""
     for index, pair in enumerate(pairs):
+        if isinstance(pair, str):
+            continue
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise InvalidArgumentError(
-                f"inputs[{index}] is {type(pair).__name__} {pair!r:.80}; expected a (text, text) pair"
+                f"inputs[{index}] is {type(pair).__name__} {pair!r:.80}; expected a (text, text) pair or a text"
             )
+    if any(isinstance(pair, str) for pair in pairs) and not all(isinstance(pair, str) for pair in pairs):
+        raise InvalidArgumentError(
+            "inputs mixes single texts and (text, text) pairs; a call must score all pairs or all single texts"
+        )
     check_texts(pairs)

@@ -32,8 +32,8 @@ class MultiDatasetDefaultBatchSampler(SetEpochMixin, BatchSampler, ABC):
     ) -> None:
         if len(dataset.datasets) != len(batch_samplers):
             raise InvalidArgumentError(
-                f"batch_samplers must have one sampler per dataset: got {len(batch_samplers)} samplers "
-                f"for {len(dataset.datasets)} datasets"
+                "The number of batch samplers must match the number of datasets in the ConcatDataset: got "
+                f"{len(batch_samplers)} batch_samplers for {len(dataset.datasets)} datasets"
             )
         super().__init__(dataset, batch_size=batch_samplers[0].batch_size, drop_last=batch_samplers[0].drop_last)
         self.dataset = dataset
