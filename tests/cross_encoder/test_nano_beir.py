@@ -242,7 +242,7 @@ def test_errors_name_the_argument_and_the_file(hand_root: Path, monkeypatch: pyt
         CrossEncoderNanoBEIREvaluator(["msmarco"], data_dir=hand_root, rerank_k=0)
     with pytest.raises(InvalidArgumentError, match="at_k"):
         CrossEncoderNanoBEIREvaluator(["msmarco"], data_dir=hand_root, at_k=-1)
-    with pytest.raises(InvalidArgumentError, match="not NanoBEIR datasets"):
+    with pytest.raises(InvalidArgumentError, match="not valid NanoBEIR datasets"):
         CrossEncoderNanoBEIREvaluator(["mydata"], data_dir=hand_root)
     with pytest.raises(InvalidArgumentError, match="empty"):
         CrossEncoderNanoBEIREvaluator([], data_dir=hand_root)

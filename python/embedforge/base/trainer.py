@@ -247,8 +247,10 @@ class BaseTrainer(Trainer):
 
         if any(isinstance(module, Router) for module in model.children()) and not args.router_mapping:
             raise InvalidArgumentError(
-                "The model has a Router module but args.router_mapping is empty, so no column can be routed; "
-                "pass e.g. router_mapping={'question': 'query', 'answer': 'document'}"
+                "You are using a Router module in your model, but you did not provide a `router_mapping` in the "
+                "training arguments. This means that the Router module will not be able to route the inputs to "
+                "the correct submodules. Please provide a `router_mapping` that maps column names to routes, "
+                "e.g. {'question': 'query', 'answer': 'document'}."
             )
         return self.data_collator_class(
             preprocess_fn=model.preprocess,

@@ -149,6 +149,7 @@ class CrossEncoder(BaseModel, FitMixin):
         # The folder it was loaded from: the model card names it as the base model.
         self._source_path = model_name_or_path
         self.model_card_data.register_model(self)
+        self._post_init()
 
     # -- loading ---------------------------------------------------------------------------------
 

@@ -66,8 +66,7 @@ def validate_dataset_names(dataset_names: list[str]) -> None:
     if unknown:
         raise InvalidArgumentError(
             f"Dataset(s) {unknown} are not valid NanoBEIR datasets. "
-            f"Valid dataset names are: {list(DATASET_NAME_TO_HUMAN_READABLE)}. "
-            "(Check the `dataset_names` argument: it names datasets that are not NanoBEIR datasets.)"
+            f"Valid dataset names are: {list(DATASET_NAME_TO_HUMAN_READABLE)}."
         )
 
 
