@@ -225,7 +225,7 @@ class CrossEncoder(BaseModel, FitMixin):
             if isinstance(module, Dense) and module.module_output_name == "scores":
                 return int(module.out_features)
             if isinstance(module, Transformer):
-                return int(module.auto_model.config.num_labels)
+                return int(module.auto_model.config.num_labels or 1)
             if isinstance(module, LogitScore):
                 return 1
         return 1

@@ -39,7 +39,7 @@ def similarity_fct_name(similarity_fct: Callable[..., Any]) -> str:
         bound = ", ".join(f"{key}={value!r}" for key, value in similarity_fct.keywords.items())
         return f"{name}({bound})" if bound else name
     name = getattr(similarity_fct, "__name__", type(similarity_fct).__name__)
-    owner = getattr(similarity_fct, "__self__", None)
+    owner: Any = getattr(similarity_fct, "__self__", None)
     if name in ("similarity", "similarity_pairwise") and hasattr(owner, "similarity_fn_name"):
         from embedforge.util.similarity import SimilarityFunction
 

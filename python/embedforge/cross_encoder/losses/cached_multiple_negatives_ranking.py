@@ -101,7 +101,8 @@ class _PairScoreCache(GradCacheMixin):
         self.mini_batch_num_tokens = None
         self.show_progress_bar = loss.show_progress_bar
 
-    def embed_minibatch(
+    # The mixin calls this by keyword; only the parameter order differs from its signature.
+    def embed_minibatch(  # type: ignore[override]
         self,
         features: dict[str, Any],
         begin: int,
