@@ -277,7 +277,7 @@ def test_nano_beir_errors(toy_beir: tuple[Path, TableModel], monkeypatch: pytest
     with pytest.raises(InvalidArgumentError, match="nq") as error:
         NanoBEIREvaluator(["nq"], data_dir=root)
     assert str(root) in str(error.value) and DATA_DIR_ENV in str(error.value)
-    with pytest.raises(InvalidArgumentError, match="not NanoBEIR datasets"):
+    with pytest.raises(InvalidArgumentError, match="not valid NanoBEIR datasets"):
         NanoBEIREvaluator(["mydata"], data_dir=root)
     with pytest.raises(InvalidArgumentError, match="cannot be empty"):
         NanoBEIREvaluator([], data_dir=root)
