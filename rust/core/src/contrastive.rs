@@ -185,13 +185,12 @@ pub fn accumulate_scaled_probs(
     if rows == 0 {
         return Ok(());
     }
-    let isa = Isa::detect();
     parallel::map_chunks_mut(grad, ROWS_PER_TASK * cols, |block, chunk| {
         let first_row = block * ROWS_PER_TASK;
         for (r, out) in chunk.chunks_exact_mut(cols).enumerate() {
             let i = first_row + r;
             let source = probs.map(|p| &p[i * cols..(i + 1) * cols]);
-            isa.scale_row(out, source, row_scale[i], col_scale);
+            rows::scale_row(out, source, row_scale[i], col_scale);
             out[i] -= row_scale[i] * col_scale[i];
         }
     });
@@ -235,10 +234,6 @@ impl Isa {
             },
             _ => rows::softmax_row(dots, row_scale, col_scale, positive, out, col_total),
         }
-    }
-
-    fn scale_row(self, out: &mut [f32], source: Option<&[f32]>, row_scale: f32, col_scale: &[f32]) {
-        rows::scale_row(out, source, row_scale, col_scale)
     }
 }
 
