@@ -90,3 +90,20 @@ def test_optimizer_class_is_left_alone_when_it_does_not_apply() -> None:
     # Another optimizer later on the same model gets dense gradients again.
     assert sparse_static_optimizer_cls(model, args, torch.optim.SGD, {}) is torch.optim.SGD
     assert model[0].sparse_gradients is False
+
+
+def test_sparse_gradient_keeps_its_coalesced_flag_and_accumulates_exactly() -> None:
+    model = embedforge_static(static_weights(seed=5))
+    model[0].sparse_gradients = True
+    features = model.preprocess(["the cat sat on the mat", "a dog", "the dog and the cat"])
+    model(dict(features))["sentence_embedding"].square().sum().backward()
+    once = model[0].embedding.weight.grad
+    # Unique sorted rows: flagged coalesced, so clipping and the optimizer do not merge them again.
+    assert once.is_sparse and once.is_coalesced()
+    dense_once = once.to_dense().clone()
+    model(dict(features))["sentence_embedding"].square().sum().backward()
+    torch.testing.assert_close(model[0].embedding.weight.grad.to_dense(), 2 * dense_once)
+    # The dense EmbeddingBag's own gradient agrees.
+    dense_model = embedforge_static(static_weights(seed=5))
+    dense_model(dict(features))["sentence_embedding"].square().sum().backward()
+    torch.testing.assert_close(dense_once, dense_model[0].embedding.weight.grad, rtol=1e-6, atol=1e-7)

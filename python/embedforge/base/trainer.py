@@ -26,6 +26,7 @@ from transformers import EvalPrediction, Trainer, TrainerCallback
 from transformers.trainer_utils import EvalLoopOutput
 
 from embedforge._internal.arguments import accept_renamed_kwargs
+from embedforge._internal.heap_retention import heap_retained
 from embedforge.base.data_collator import BaseDataCollator
 from embedforge.base.evaluation.evaluator import BaseEvaluator
 from embedforge.base.evaluation.sequential import SequentialEvaluator
@@ -232,6 +233,11 @@ class BaseTrainer(Trainer):
         if output_dir is None:
             raise InvalidArgumentError("args.output_dir is None; set an output folder in the training arguments")
         return output_dir
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """``transformers.Trainer.train``, with freed memory kept for the next step (see ``heap_retention``)."""
+        with heap_retained():
+            return super().train(*args, **kwargs)
 
     # -- set-up ------------------------------------------------------------------------------------
 

@@ -86,14 +86,51 @@ def merge_feature_batches(features: Sequence[dict[str, Any]]) -> dict[str, Any] 
     return merged
 
 
+def merge_token_streams(model: nn.Module, features: Sequence[dict[str, Any]]) -> dict[str, Tensor] | None:
+    """Every column's flat token stream (StaticEmbedding's ``input_ids`` and ``offsets``) as one stream, or None.
+
+    A StaticEmbedding text is the mean of its own tokens' vectors, so one lookup over all columns gives
+    each text the vector it gets alone, and the backward pass yields one row-sparse gradient per step
+    instead of one per column (which the optimizer would otherwise have to add up and coalesce).
+    Only for a model whose first module reads token streams directly (no Router, whose routes differ
+    per column) and in which no dropout is active: then how the columns are grouped into forward
+    passes cannot change a single random draw, and the merge is invisible apart from the speed.
+    """
+    if _MERGING_OFF.get() or len(features) < 2:
+        return None
+    if any(set(column) != {"input_ids", "offsets"} for column in features):
+        return None
+    model = getattr(model, "_orig_mod", model)
+    first = next(iter(model.children()), None)
+    if not getattr(first, "flat_token_inputs", False):
+        return None
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0 for m in model.modules()):
+        return None
+    ids = [column["input_ids"] for column in features]
+    offsets = [column["offsets"] for column in features]
+    if any(t.ndim != 1 for t in (*ids, *offsets)) or len({t.dtype for t in ids}) != 1:
+        return None
+    shifted = []
+    start = 0
+    for column_ids, column_offsets in zip(ids, offsets):
+        shifted.append(column_offsets + start)
+        start += column_ids.numel()
+    return {"input_ids": torch.cat(ids), "offsets": torch.cat(shifted)}
+
+
 def embed_columns(model: nn.Module, features: Sequence[dict[str, Tensor]], separate_first: bool = True) -> list[Tensor]:
     """One ``sentence_embedding`` tensor per input column, forwarded as sentence-transformers 6 does.
 
     The first (anchor) column runs alone; the remaining columns share one merged forward pass when
     :func:`merge_feature_batches` accepts them, else run one by one. Dropout draws therefore match
-    sentence-transformers' for the same seed (e.g. MNRL on triplets: 2 forwards, not 3).
+    sentence-transformers' for the same seed (e.g. MNRL on triplets: 2 forwards, not 3). StaticEmbedding
+    columns, which draw nothing, all share one pass (:func:`merge_token_streams`).
     """
     features = list(features)
+    streams = merge_token_streams(model, features)
+    if streams is not None:
+        sizes = [column["offsets"].numel() for column in features]
+        return list(model(streams)["sentence_embedding"].split(sizes))
     if separate_first and features:
         return [model(features[0])["sentence_embedding"], *embed_columns(model, features[1:], separate_first=False)]
     merged = merge_feature_batches(features)
@@ -103,4 +140,4 @@ def embed_columns(model: nn.Module, features: Sequence[dict[str, Tensor]], separ
     return list(embeddings.reshape(len(features), -1, *embeddings.shape[1:]).unbind(0))
 
 
-__all__ = ["column_merging_disabled", "embed_columns", "merge_feature_batches"]
+__all__ = ["column_merging_disabled", "embed_columns", "merge_feature_batches", "merge_token_streams"]

@@ -167,6 +167,7 @@ def infer_modality(sample: Any, supported_modalities: Sequence[Modality] | None 
 
 _MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
 _MEDIA_PREFIXES = ("http://", "https://", "data:")
+_MEDIA_MODALITIES = ("image", "video", "audio")
 
 
 def _cannot_name_media(text: str) -> bool:
@@ -183,7 +184,11 @@ def infer_batch_modality(samples: Sequence[Any], supported_modalities: Sequence[
     """
     if not samples:
         return "text"
-    if all(type(sample) is str and _cannot_name_media(sample) for sample in samples):
+    if supported_modalities is not None and not any(media in supported_modalities for media in _MEDIA_MODALITIES):
+        # A model that reads no media takes every string as text (see _media_or_text): only the types matter.
+        if all(type(sample) is str for sample in samples):
+            return "text"
+    elif all(type(sample) is str and _cannot_name_media(sample) for sample in samples):
         # The common case (a training or encode batch of sentences), decided without the per-string
         # URL parsing and file-system checks of infer_modality: thousands of strings per step.
         return "text"

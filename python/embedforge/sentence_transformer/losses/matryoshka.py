@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from embedforge import _core
+from embedforge._internal.buffer_pool import BufferPool
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
@@ -238,6 +239,8 @@ class MatryoshkaLoss(Loss):
         self.matryoshka_dims: tuple[int, ...] = tuple(dim for dim, _ in pairs)
         self.matryoshka_weights: tuple[float, ...] = tuple(weight for _, weight in pairs)
         self.n_dims_per_step = n_dims_per_step
+        # The fused MNRL path's batch x batch matrices, kept from one step to the next (see BufferPool).
+        self._scratch = BufferPool()
 
         self.uses_gradient_cache = bool(getattr(loss, "uses_gradient_cache", False))
         if self.uses_gradient_cache:
@@ -307,7 +310,7 @@ class MatryoshkaLoss(Loss):
             for index in indices:
                 prefix_weights[prefixes.index(self.matryoshka_dims[index])] += float(self.matryoshka_weights[index])
             return _PrefixInfoNCE.apply(
-                queries, docs_all, tuple(prefixes), tuple(prefix_weights), float(inner.scale), symmetric
+                queries, docs_all, tuple(prefixes), tuple(prefix_weights), float(inner.scale), symmetric, self._scratch
             )
         query_to_doc = prefix_cosines(queries, docs_all, prefixes)
         query_to_query = prefix_cosines(queries, queries, prefixes) if "query_to_query" in inner.directions else None
@@ -447,33 +450,36 @@ class _PrefixInfoNCE(torch.autograd.Function):
         weights: tuple[float, ...],
         scale: float,
         symmetric: bool,
+        pool: BufferPool,
     ) -> Tensor:
         batch = queries.size(0)
         keep = any(ctx.needs_input_grad[:2])
         dots: Any = None
-        sq_q: Any = None
-        sq_d: Any = None
         saved: list[Any] = []
         total = queries.new_zeros(())
+        # Every prefix's squared norms at once: squared entries times a 0/1 matrix that sums the
+        # dims of each prefix (one small product instead of two reductions per prefix).
+        prefix_sums = _prefix_indicator(prefixes, queries)
+        prefix_sq_q, prefix_sq_d = queries.square() @ prefix_sums, docs.square() @ prefix_sums
         start = 0
-        for end, weight in zip(prefixes, weights):
+        for slot, (end, weight) in enumerate(zip(prefixes, weights)):
             block_q, block_d = queries[:, start:end], docs[:, start:end]
             if dots is None:
-                dots = block_q @ block_d.T
-                sq_q, sq_d = block_q.square().sum(dim=1), block_d.square().sum(dim=1)
+                dots = torch.mm(block_q, block_d.T, out=pool.take((batch, docs.size(0)), queries))
             else:
                 dots.addmm_(block_q, block_d.T)
-                sq_q = sq_q + block_q.square().sum(dim=1)
-                sq_d = sq_d + block_d.square().sum(dim=1)
+            sq_q, sq_d = prefix_sq_q[:, slot], prefix_sq_d[:, slot]
             norm_q, norm_d = sq_q.sqrt(), sq_d.sqrt()
             inv_q = norm_q.clamp_min(_NORM_EPS).reciprocal()
             inv_d = norm_d.clamp_min(_NORM_EPS).reciprocal()
-            row_terms, stats = _prefix_softmax(dots, inv_q, inv_d, scale, batch, symmetric, keep)
+            row_terms, stats = _prefix_softmax(dots, inv_q, inv_d, scale, batch, symmetric, keep, pool)
             total = total - weight * row_terms.sum() / batch
             if stats is not None:
                 saved.append((*stats, inv_q, inv_d, norm_q >= _NORM_EPS, norm_d >= _NORM_EPS))
             start = end
+        pool.give(dots)
         ctx.prefixes, ctx.weights, ctx.scale = prefixes, weights, scale
+        ctx.pool = pool
         ctx.saved = saved
         ctx.save_for_backward(queries, docs)
         return total
@@ -518,6 +524,8 @@ class _PrefixInfoNCE(torch.autograd.Function):
                     else:
                         grad_dots[begin:stop].addcmul_(probs[begin:stop], outer)
                 grad_dots[:, :batch].diagonal().sub_(factor_q * inv_d[:batch])
+            if not first:
+                ctx.pool.give(probs)
             del probs
             start, end = bounds[slot], bounds[slot + 1]
             if want_q:
@@ -525,6 +533,8 @@ class _PrefixInfoNCE(torch.autograd.Function):
             if want_d:
                 parts_d.append((grad_dots.T @ queries[:, start:end]).addcmul_(docs[:, start:end], coef_d[:, None]))
         ctx.saved = None
+        if grad_dots is not None:
+            ctx.pool.give(grad_dots)
         return (
             _join_blocks(parts_q, queries) if want_q else None,
             _join_blocks(parts_d, docs) if want_d else None,
@@ -532,7 +542,14 @@ class _PrefixInfoNCE(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
+
+
+def _prefix_indicator(prefixes: Sequence[int], like: Tensor) -> Tensor:
+    """A ``width x len(prefixes)`` 0/1 matrix whose column ``k`` sums the first ``prefixes[k]`` dims."""
+    dims = torch.arange(like.shape[1], device=like.device)[:, None]
+    return (dims < torch.tensor(prefixes, device=like.device)[None, :]).to(like.dtype)
 
 
 def _join_blocks(parts: list[Tensor], like: Tensor) -> Tensor:
@@ -568,14 +585,14 @@ def _native_applies(*tensors: Tensor) -> bool:
 
 
 def _prefix_softmax(
-    dots: Tensor, inv_q: Tensor, inv_d: Tensor, scale: float, batch: int, symmetric: bool, keep: bool
+    dots: Tensor, inv_q: Tensor, inv_d: Tensor, scale: float, batch: int, symmetric: bool, keep: bool, pool: BufferPool
 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
     """One prefix's per-row log-probabilities of the positives, and (with ``keep``) what backward needs.
 
     The logits are ``dots * scale / (||q|| ||d||)``. Backward needs the softmax ``probs`` (for the
     symmetric variant, the average of the row and the column softmax) and, per query row and per
     document column, ``sum (probs - onehot) * logits``: how the loss moves when a norm scales all of a
-    row's or a column's logits.
+    row's or a column's logits. The probability matrices kept for backward come from ``pool``.
     """
     rows, cols = dots.shape
     scaled_q = inv_q * scale
@@ -598,7 +615,7 @@ def _prefix_softmax(
         return row_terms, (probs, row_sum, col_sum)
 
     if _native_applies(dots, scaled_q, inv_d):
-        native_probs = torch.empty_like(dots) if keep else None
+        native_probs = pool.take(tuple(dots.shape), dots) if keep else None
         log_prob, native_row_sum, native_col_sum = _core.softmax_rows(
             dots.numpy(), scaled_q.numpy(), inv_d.numpy(), None if native_probs is None else native_probs.numpy()
         )
@@ -608,7 +625,7 @@ def _prefix_softmax(
         return native_terms, (native_probs, torch.from_numpy(native_row_sum), torch.from_numpy(native_col_sum))
 
     row_terms = dots.new_empty(rows)
-    chunked_probs = torch.empty_like(dots) if keep else None
+    chunked_probs = pool.take(tuple(dots.shape), dots) if keep else None
     row_sum = dots.new_empty(rows)
     col_sum = dots.new_zeros(cols)
     for begin, stop in _row_chunks(dots):

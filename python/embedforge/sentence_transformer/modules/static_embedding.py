@@ -20,7 +20,7 @@ from embedforge.exceptions import (
     ModelFormatError,
     ModelNotFoundError,
 )
-from embedforge.static.bag_mean_rows import BagMeanRowGradient
+from embedforge.static.bag_mean_rows import BagMeanRowGradient, restore_coalesced_flag
 
 if TYPE_CHECKING:
     # typing.Self is Python 3.11+; annotations are never evaluated at runtime here.
@@ -71,6 +71,8 @@ class StaticEmbedding(InputModule):
         # Opt-in (see embedforge.optim): the weight's gradient is a sparse COO tensor of the batch's rows
         # instead of a dense vocabulary-sized matrix. A runtime setting, never saved.
         self.sparse_gradients = False
+        # Only acts on sparse gradients; keeps the batch's sorted rows flagged coalesced for clipping and the optimizer.
+        self.embedding.weight.register_post_accumulate_grad_hook(restore_coalesced_flag)
 
     @property
     def tokenizer(self) -> Tokenizer:
