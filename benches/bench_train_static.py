@@ -10,6 +10,10 @@ same initial weights and see the same batches, so their per-step losses are prin
 
 ``--profile`` runs one library under cProfile and prints where the time goes. ``--busy 2`` is the
 contended variant: two busy-looping processes share the CPU with each library's run.
+
+With ``--library both`` each library trains in a fresh process of its own, one after the other:
+run in one process, whichever library went second was measurably slowed (or sped up) by the
+memory and thread state the first left behind.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import csv
 import json
 import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -148,6 +154,29 @@ def run(library: str, steps: int, batch_size: int, seed: int, profile: bool) -> 
     return recorder
 
 
+def run_in_child(library: str, options: argparse.Namespace) -> StepRecorder:
+    """``run`` for ``library`` in a fresh Python process; its step times and losses."""
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--library",
+        library,
+        "--json",
+        "--steps",
+        str(options.steps),
+        "--batch-size",
+        str(options.batch_size),
+        "--seed",
+        str(options.seed),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    record = json.loads(output.strip().splitlines()[-1])
+    recorder = StepRecorder()
+    recorder.step_times = record["step_times"]
+    recorder.losses = {int(step): loss for step, loss in record["losses"].items()}
+    return recorder
+
+
 def samples_per_second(recorder: StepRecorder, batch_size: int) -> float:
     """Throughput over the steps after the first (the first pays one-off warm-up costs)."""
     times = recorder.step_times
@@ -162,6 +191,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--library", choices=["both", "st", "ours"], default="both")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print one library's step times and losses as JSON")
     parser.add_argument(
         "--busy",
         type=int,
@@ -169,12 +199,19 @@ def main() -> None:
         help="busy-looping processes sharing the CPU during each library's run (the contended variant uses 2)",
     )
     options = parser.parse_args()
+    if options.json:
+        recorder = run(options.library, options.steps, options.batch_size, options.seed, options.profile)
+        print(json.dumps({"step_times": recorder.step_times, "losses": recorder.losses}))
+        return
     libraries = ["st", "ours"] if options.library == "both" else [options.library]
     results = {}
     for library in libraries:
         # Each library's run (setup included) shares the CPU with the same number of busy processes.
         with busy_processes(options.busy):
-            results[library] = run(library, options.steps, options.batch_size, options.seed, options.profile)
+            if len(libraries) == 1:
+                results[library] = run(library, options.steps, options.batch_size, options.seed, options.profile)
+            else:
+                results[library] = run_in_child(library, options)
     print(f"busy processes: {options.busy}; cores: {os.cpu_count()}; load average now: {os.getloadavg()[0]:.2f}")
     print("| step | " + " | ".join(f"{library} loss" for library in libraries) + " |")
     for step in range(1, options.steps + 1):

@@ -176,6 +176,12 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads embedforge's Rust code uses."""
 
+def use_openmp_team(address: int | None) -> None:
+    """Run the parallel loops on the OpenMP team whose ``GOMP_parallel`` is at ``address`` (None: own threads)."""
+
+def uses_openmp_team() -> bool:
+    """Whether the parallel loops run on a host OpenMP team."""
+
 def retrieval_metrics(
     ranked: Sequence[Sequence[int]],
     relevant: Sequence[Sequence[int]],

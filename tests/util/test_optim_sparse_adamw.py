@@ -198,3 +198,20 @@ def test_native_step_matches_dense_adamw_and_hands_over_its_state(
     resumed.step()
     expected.step()
     torch.testing.assert_close(ours.detach(), reference.detach(), rtol=0, atol=1e-6)
+
+
+def test_scaled_gradient_with_sorted_rows_needs_no_merge_and_repeated_rows_are_merged() -> None:
+    from embedforge.optim.sparse_adamw import _unique_rows
+
+    rows = torch.tensor([[1, 4, 7]])
+    values = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    grad = torch.sparse_coo_tensor(rows, values, (9, 4), is_coalesced=True, check_invariants=True)
+    torch._foreach_mul_([grad], torch.tensor(0.5))  # what gradient clipping does: the flag is gone
+    assert not grad.is_coalesced()
+    got_rows, got_values = _unique_rows(grad)
+    assert got_rows.tolist() == [1, 4, 7]
+    torch.testing.assert_close(got_values, values * 0.5)
+    repeated = torch.sparse_coo_tensor(torch.tensor([[4, 1, 4]]), values, (9, 4))
+    got_rows, got_values = _unique_rows(repeated)
+    assert got_rows.tolist() == [1, 4]
+    torch.testing.assert_close(got_values, torch.stack([values[1], values[0] + values[2]]))

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from embedforge import _core
+from embedforge._internal.openmp_team import share_torch_openmp_team
 from embedforge.exceptions import InvalidArgumentError
 
 
@@ -37,6 +38,8 @@ class SparseGradientAdamW(torch.optim.AdamW):
                 raise InvalidArgumentError("SparseGradientAdamW does not support amsgrad=True; use torch.optim.AdamW")
         # Per parameter: a dense gradient buffer kept all-zero between steps (not part of the state dict).
         self._dense_buffers: dict[Tensor, Tensor] = {}
+        # The Rust step runs between torch's operations: on torch's threads, not a second pool.
+        share_torch_openmp_team()
 
     def _densify(self, param: Tensor) -> Tensor | None:
         """Swap ``param``'s sparse gradient for the dense buffer holding it; returns the touched rows."""
@@ -102,14 +105,14 @@ class SparseGradientAdamW(torch.optim.AdamW):
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["step"] += 1
-        grad = grad.coalesce()
+        rows, values = _unique_rows(grad)
         beta1, beta2 = group["betas"]
         _core.adamw_sparse_rows(
             param.detach().numpy(),
             state["exp_avg"].numpy(),
             state["exp_avg_sq"].numpy(),
-            grad.indices()[0].contiguous().numpy(),
-            grad.values().to(torch.float32).contiguous().numpy(),
+            rows.contiguous().numpy(),
+            values.to(torch.float32).contiguous().numpy(),
             lr=float(group["lr"]),
             beta1=float(beta1),
             beta2=float(beta2),
@@ -118,6 +121,22 @@ class SparseGradientAdamW(torch.optim.AdamW):
             step=int(state["step"].item()),
             maximize=bool(group.get("maximize", False)),
         )
+
+
+def _unique_rows(grad: Tensor) -> tuple[Tensor, Tensor]:
+    """The row indices (strictly increasing) and values of a row-sparse gradient, merging repeated rows if any.
+
+    Gradient clipping scales the values in place, which clears the tensor's coalesced flag even though
+    its rows stay unique and sorted; checking the order (one pass over the row ids) spares the sort
+    and merge that ``coalesce`` would then redo.
+    """
+    if not grad.is_coalesced():
+        rows = grad._indices()[0]
+        if rows.numel() > 1 and not bool((rows[1:] > rows[:-1]).all()):
+            grad = grad.coalesce()
+        else:
+            return rows, grad._values()
+    return grad.indices()[0], grad.values()
 
 
 def _native_applies(param: Tensor, group: dict[str, Any], state: dict[str, Any] | None) -> bool:

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
+use crate::host_threads;
+
 /// Name of the environment variable that caps the number of threads (0 or unset: one per core).
 pub const NUM_THREADS_ENV: &str = "EMBEDFORGE_NUM_THREADS";
 
@@ -104,6 +106,20 @@ fn pool_for(len: usize) -> Option<Arc<rayon::ThreadPool>> {
     pool(threads)
 }
 
+/// The chunk loop on the registered host OpenMP team (see [`crate::host_threads`]), or `None`
+/// when there is none or the loop should stay on this thread.
+fn on_host_team<T: Send, R: Send>(
+    data: &mut [T],
+    chunk_len: usize,
+    f: &(dyn Fn(usize, &mut [T]) -> R + Sync),
+) -> Option<Vec<R>> {
+    let threads = num_threads();
+    if threads <= 1 || data.len() <= chunk_len || is_forked() {
+        return None;
+    }
+    host_threads::map_chunks_mut(data, chunk_len, threads, f)
+}
+
 /// `items.map(f)` in order, in parallel, stopping at an error.
 pub(crate) fn try_map<T: Sync, R: Send, E: Send>(
     items: &[T],
@@ -121,7 +137,7 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
     chunk_len: usize,
     f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
-    if chunk_len == 0 {
+    if chunk_len == 0 || on_host_team(data, chunk_len, &f).is_some() {
         return;
     }
     match pool_for(data.len() / chunk_len) {
@@ -139,6 +155,9 @@ pub(crate) fn for_each_chunk_mut<T: Send>(
 
 /// `f(item)` for every item of `items`, in parallel.
 pub(crate) fn for_each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync + Send) {
+    if on_host_team(items, 1, &|_, item: &mut [T]| f(&mut item[0])).is_some() {
+        return;
+    }
     match pool_for(items.len()) {
         Some(pool) => pool.install(|| items.par_iter_mut().for_each(&f)),
         None => items.iter_mut().for_each(f),
@@ -154,6 +173,9 @@ pub(crate) fn map_chunks_mut<T: Send, R: Send>(
 ) -> Vec<R> {
     if chunk_len == 0 {
         return Vec::new();
+    }
+    if let Some(results) = on_host_team(data, chunk_len, &f) {
+        return results;
     }
     match pool_for(data.len().div_ceil(chunk_len)) {
         Some(pool) => pool.install(|| {

@@ -47,5 +47,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(contrastive::accumulate_scaled_probs, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(threads::use_openmp_team, m)?)?;
+    m.add_function(wrap_pyfunction!(threads::uses_openmp_team, m)?)?;
     Ok(())
 }

@@ -20,6 +20,38 @@ pub(crate) fn get_num_threads() -> usize {
     embedforge::num_threads()
 }
 
+/// Run embedforge's parallel loops on the OpenMP team whose ``GOMP_parallel`` function is at
+/// ``address`` (``None``: back to embedforge's own threads).
+///
+/// ``address`` must come from the OpenMP runtime loaded in this process (torch's libgomp), found
+/// with ``dlsym``; any other value crashes the process at the next parallel loop.
+#[pyfunction]
+#[pyo3(signature = (address))]
+pub(crate) fn use_openmp_team(address: Option<usize>) -> PyResult<()> {
+    let region = match address {
+        None => None,
+        Some(0) => {
+            return Err(crate::errors::invalid_argument(
+                "address",
+                0,
+                "the address of GOMP_parallel, or None",
+            ))
+        }
+        // SAFETY: the caller passes GOMP_parallel's address (see above); a function pointer
+        // and an address have the same size.
+        Some(a) => Some(unsafe { std::mem::transmute::<usize, embedforge::GompParallel>(a) }),
+    };
+    // SAFETY: as above, the runtime stays loaded (torch never unloads it).
+    unsafe { embedforge::use_openmp_team(region) };
+    Ok(())
+}
+
+/// Whether embedforge's parallel loops run on a host OpenMP team.
+#[pyfunction]
+pub(crate) fn uses_openmp_team() -> bool {
+    embedforge::uses_openmp_team()
+}
+
 extern "C" fn after_fork_in_child() {
     embedforge::mark_forked();
 }
