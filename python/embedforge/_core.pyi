@@ -29,6 +29,8 @@ __all__ = [
     "tokenizer_from_state",
     "top_k",
     "top_k_quantized",
+    "use_openmp_team",
+    "uses_openmp_team",
 ]
 
 __version__: str

@@ -120,11 +120,18 @@ fn on_host_team<T: Send, R: Send>(
     host_threads::map_chunks_mut(data, chunk_len, threads, f)
 }
 
-/// `items.map(f)` in order, in parallel, stopping at an error.
+/// `items.map(f)` in order, in parallel; an error if any item fails (later items may still run).
 pub(crate) fn try_map<T: Sync, R: Send, E: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<R, E> + Sync + Send,
 ) -> Result<Vec<R>, E> {
+    let mut refs: Vec<&T> = Vec::new();
+    if host_threads::uses_openmp_team() {
+        refs.extend(items);
+    }
+    if let Some(results) = on_host_team(&mut refs, 1, &|_, item: &mut [&T]| f(item[0])) {
+        return results.into_iter().collect();
+    }
     match pool_for(items.len()) {
         Some(pool) => pool.install(|| items.par_iter().map(&f).collect()),
         None => items.iter().map(&f).collect(),
