@@ -31,6 +31,7 @@ from embedforge.base.data_collator import BaseDataCollator
 from embedforge.base.evaluation.evaluator import BaseEvaluator
 from embedforge.base.evaluation.sequential import SequentialEvaluator
 from embedforge.base.model import BaseModel
+from embedforge.base.row_cache import cache_rows
 from embedforge.base.sampler import (
     DefaultBatchSampler,
     GroupByLabelBatchSampler,
@@ -500,7 +501,8 @@ class BaseTrainer(Trainer):
                 )
                 for inner in dataset.values()
             ]
-            dataset = ConcatDataset(list(dataset.values()))
+            # Rows read once into Python lists where that is cheap (see row_cache).
+            dataset = ConcatDataset([cache_rows(inner) for inner in dataset.values()])
             # Only an IterableDataset gets no batch sampler, and those were rejected above for a dict.
             assert all(sampler is not None for sampler in samplers)
             params["batch_sampler"] = self.get_multi_dataset_batch_sampler(
@@ -518,6 +520,7 @@ class BaseTrainer(Trainer):
                 generator=generator,
                 seed=self.args.seed,
             )
+            dataset = cache_rows(dataset)
         else:
             raise InvalidArgumentError(
                 f"{dataset_kind}_dataset is a {type(dataset).__name__}; expected a datasets Dataset, "
