@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from embedforge._internal.lazy import lazy_attributes
+from embedforge._internal.openmp_team import share_torch_openmp_team
 from embedforge._version import __version__
 from embedforge.exceptions import (
     EmbedforgeError,
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 
 # Old module paths (embedforge.models, embedforge.losses, ...) keep importing, with a DeprecationWarning.
 install_deprecated_paths()
+
+# The Rust core's parallel loops alternate with torch operations (tokenisation between forward
+# passes, the training kernels between matrix products): run them on torch's OpenMP threads.
+share_torch_openmp_team()
 
 # Training imports transformers.Trainer, accelerate and datasets: load them (and the other names
 # sentence-transformers exports at its top level) on first use only.

@@ -1,7 +1,7 @@
-"""Run embedforge's native parallel loops on torch's OpenMP threads.
+"""Run embedforge's native parallel loops on torch's OpenMP threads (set up when embedforge is imported).
 
-During training, embedforge's Rust passes (the contrastive loss's softmax, the sparse AdamW step)
-alternate with torch operations. torch runs those on its OpenMP team, whose workers keep spinning
+embedforge's Rust passes alternate with torch operations: batch tokenisation between forward passes,
+and in training the contrastive loss's softmax and the sparse AdamW step between matrix products. torch runs those on its OpenMP team, whose workers keep spinning
 for a moment after each operation; a pass given to a second thread pool in that moment competes
 with them for the same cores and, on 2 cores, took more than twice as long. Handing the Rust core
 the ``GOMP_parallel`` entry point of the OpenMP runtime torch already loaded makes those loops run

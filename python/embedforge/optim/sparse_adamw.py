@@ -23,7 +23,6 @@ import torch
 from torch import Tensor
 
 from embedforge import _core
-from embedforge._internal.openmp_team import share_torch_openmp_team
 from embedforge.exceptions import InvalidArgumentError
 
 
@@ -38,8 +37,6 @@ class SparseGradientAdamW(torch.optim.AdamW):
                 raise InvalidArgumentError("SparseGradientAdamW does not support amsgrad=True; use torch.optim.AdamW")
         # Per parameter: a dense gradient buffer kept all-zero between steps (not part of the state dict).
         self._dense_buffers: dict[Tensor, Tensor] = {}
-        # The Rust step runs between torch's operations: on torch's threads, not a second pool.
-        share_torch_openmp_team()
 
     def _densify(self, param: Tensor) -> Tensor | None:
         """Swap ``param``'s sparse gradient for the dense buffer holding it; returns the touched rows."""

@@ -32,7 +32,6 @@ from torch.autograd.function import once_differentiable
 
 from embedforge import _core
 from embedforge._internal.buffer_pool import BufferPool
-from embedforge._internal.openmp_team import share_torch_openmp_team
 from embedforge.base.losses.base import Loss
 from embedforge.base.losses.merged_forward import embed_columns
 from embedforge.exceptions import InvalidArgumentError
@@ -242,8 +241,6 @@ class MatryoshkaLoss(Loss):
         self.n_dims_per_step = n_dims_per_step
         # The fused MNRL path's batch x batch matrices, kept from one step to the next (see BufferPool).
         self._scratch = BufferPool()
-        # Its Rust passes alternate with torch's matrix products: run them on torch's threads.
-        share_torch_openmp_team()
 
         self.uses_gradient_cache = bool(getattr(loss, "uses_gradient_cache", False))
         if self.uses_gradient_cache:
