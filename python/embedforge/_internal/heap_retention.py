@@ -34,6 +34,9 @@ _DEFAULT_THRESHOLD = 128 * 1024
 #: Set to 0 to leave the allocator alone.
 ENV_SWITCH = "EMBEDFORGE_RETAIN_HEAP"
 
+#: How many heap_retained blocks are open (only the outermost changes the settings).
+_depth = 0
+
 
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
@@ -71,6 +74,3 @@ def heap_retained() -> Iterator[None]:
             libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
             # Hand what training kept back to the OS now that nothing will reuse it.
             libc.malloc_trim(0)
-
-
-_depth = 0
