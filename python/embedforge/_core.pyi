@@ -76,6 +76,14 @@ class Tokenizer:
         ``max_length`` smaller than the special tokens the tokenizer adds raises
         ``InvalidArgumentError``.
         """
+    def token_counts(
+        self,
+        texts: Sequence[str],
+        max_length: int | None = None,
+        prompt: str | None = None,
+        add_special_tokens: bool = True,
+    ) -> npt.NDArray[np.int64]:
+        """Each text's token count in ``encode_padded`` with the same options (truncated, unpadded)."""
     def encode_flat(
         self,
         texts: Sequence[str],

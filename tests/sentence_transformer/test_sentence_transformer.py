@@ -55,6 +55,33 @@ def test_batch_size_and_order_do_not_change_results(bert_model: SentenceTransfor
     np.testing.assert_allclose(bert_model.encode(texts[::-1], batch_size=7), many[::-1], atol=1e-5)
 
 
+def test_transformer_batches_group_texts_by_token_count(bert_model: SentenceTransformer, tiny_bert_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    # Character length and token count disagree here: long words split into many word pieces.
+    odd_words = ["a b c d e f g h", "zzzzqqqqxxxx", "antidisestablishmentarianism x"]
+    texts = [*random_sentences(40, seed=2), *odd_words, *TRICKY]
+    reference = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    counts = [len(reference(text, truncation=True, max_length=64)["input_ids"]) for text in texts]
+    transformer = bert_model[0]
+    assert transformer.text_token_counts(texts).tolist() == counts
+    prompt_counts = [len(reference("query: " + t, truncation=True, max_length=64)["input_ids"]) for t in texts]
+    assert transformer.text_token_counts(texts, "query: ").tolist() == prompt_counts
+
+    widths: list[tuple[int, int]] = []
+    handle = bert_model.register_forward_pre_hook(
+        lambda module, args: widths.append(tuple(args[0]["attention_mask"].shape))  # type: ignore[arg-type]
+    )
+    try:
+        embeddings = bert_model.encode(texts, batch_size=8)
+    finally:
+        handle.remove()
+    # Each batch is padded to its longest text; sorted by token count, that is the least padding possible.
+    descending = sorted(counts, reverse=True)
+    assert widths == [(len(descending[i : i + 8]), descending[i]) for i in range(0, len(texts), 8)]
+    np.testing.assert_allclose(embeddings, reference_mean_embeddings(tiny_bert_dir, texts, 64), atol=1e-5)
+
+
 def test_output_types(bert_model: SentenceTransformer) -> None:
     texts = ["first text", "second text here"]
     as_numpy = bert_model.encode(texts)

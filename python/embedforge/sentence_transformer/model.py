@@ -601,7 +601,7 @@ class SentenceTransformer(BaseModel, FitMixin):
         """The general path: length-sorted batches through every module, original order restored."""
         self.eval()
         device = self.device
-        order = _length_order(inputs)
+        order = self._batch_order(inputs, prompt)
         collected: list[Any] = []
         for start in trange(0, len(inputs), batch_size, desc="Batches", disable=not show_progress_bar):
             batch = [inputs[index] for index in order[start : start + batch_size]]
@@ -641,6 +641,21 @@ class SentenceTransformer(BaseModel, FitMixin):
         if output_value == "sentence_embedding":
             return torch.stack(restored)
         return restored
+
+    def _batch_order(self, inputs: list[Any], prompt: str | None) -> list[int]:
+        """Indices from longest to shortest input, so each batch pads little.
+
+        Plain texts for a module that can count their tokens are sorted by token count, which is what
+        padding follows; anything else by text length, as sentence-transformers sorts. The order only
+        decides which inputs share a batch: each embedding is the same up to float rounding either way.
+        """
+        first = self._first_module()
+        count_tokens = getattr(first, "text_token_counts", None)
+        if inputs and count_tokens is not None and all(type(item) is str for item in inputs):
+            counts = count_tokens(inputs, prompt)
+            if counts is not None:
+                return np.argsort(-counts, kind="stable").tolist()
+        return _length_order(inputs)
 
     # -- similarity --------------------------------------------------------------------------------
 

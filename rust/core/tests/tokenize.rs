@@ -332,3 +332,38 @@ fn bert_base_uncased_from_shared_data() {
         array![[101, 7592, 2088, 999, 102], [101, 102, 0, 0, 0]]
     );
 }
+
+#[test]
+fn token_counts_match_the_padded_rows() {
+    let tokenizer = tokenizer();
+    let texts = ["Hello world", "", "The cat sat on the mat", "zebra cats!"];
+    for options in [
+        opts(None),
+        opts(Some(4)),
+        PaddedOptions {
+            prompt: Some("the cat "),
+            ..PaddedOptions::default()
+        },
+        PaddedOptions {
+            add_special_tokens: false,
+            ..PaddedOptions::default()
+        },
+    ] {
+        let counts = tokenizer.token_counts(&texts, &options).unwrap();
+        let padded = tokenizer.encode_padded(&texts, None, &options).unwrap();
+        let real: Vec<usize> = padded
+            .attention_mask
+            .rows()
+            .into_iter()
+            .map(|row| row.sum() as usize)
+            .collect();
+        assert_eq!(counts, real, "{options:?}");
+    }
+    // "Hello world" is [CLS] hello world [SEP]; the empty text keeps its two special tokens.
+    assert_eq!(
+        tokenizer
+            .token_counts(&["Hello world", ""], &opts(None))
+            .unwrap(),
+        [4, 2]
+    );
+}

@@ -122,6 +122,31 @@ impl PyTokenizer {
         Ok(out)
     }
 
+    /// Each text's token count in ``encode_padded`` with the same options (no padding).
+    #[pyo3(signature = (texts, max_length = None, prompt = None, add_special_tokens = true))]
+    fn token_counts<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        max_length: Option<i64>,
+        prompt: Option<String>,
+        add_special_tokens: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let texts = extract_texts(texts, "texts")?;
+        let options = PaddedOptions {
+            max_length: opt_count("max_length", max_length)?,
+            prompt: prompt.as_deref(),
+            add_special_tokens,
+        };
+        let tokenizer = self.get();
+        let counts = detached(py, || tokenizer.token_counts(&texts, &options))?;
+        Ok(counts
+            .into_iter()
+            .map(|n| n as i64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
     /// Encode without special tokens into flat ids and per-text start offsets.
     #[pyo3(signature = (texts, max_length = None, prompt = None))]
     fn encode_flat<'py>(

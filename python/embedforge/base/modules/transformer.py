@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, cast, get_args, get_type_hints
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from packaging.version import parse as parse_version
 from torch import Tensor
@@ -862,16 +864,28 @@ class Transformer(InputModule):
         if split is None:
             return None
         firsts, seconds = split
-        max_length = text_kwargs.get("max_length", self.tokenizer.model_max_length)
-        # transformers writes a huge sentinel (int(1e30)) for "no limit".
-        if max_length is not None and max_length > 10**9:
-            max_length = None
+        max_length = _finite_length(text_kwargs.get("max_length", self.tokenizer.model_max_length))
         rust = self._current_rust_tokenizer()
         if rust is None:
             return None
         arrays = rust.encode_padded(firsts, pairs=seconds, max_length=max_length, prompt=None)
         names = getattr(self.tokenizer, "model_input_names", ["input_ids", "attention_mask"])
         return {name: torch.from_numpy(arrays[name]) for name in names if name in arrays}
+
+    def text_token_counts(self, texts: list[str], prompt: str | None = None) -> npt.NDArray[np.int64] | None:
+        """Each text's token count (prompt and special tokens included, truncated to ``max_seq_length``).
+
+        A batching key for encode: sorted by it, each batch holds texts of about one token length and
+        pads less than with a character-length sort. None where this module does not tokenise plain
+        text with its own tokenizer (chat-template and multimodal processors).
+        """
+        if self.processor is not self.tokenizer or "message" in self.modality_config:
+            return None
+        rust = self._current_rust_tokenizer()
+        if rust is None:
+            return None
+        max_length = _finite_length(self.tokenizer.model_max_length)
+        return rust.token_counts(texts, max_length=max_length, prompt=prompt or None)
 
     def _current_rust_tokenizer(self) -> Any:
         """The Rust copy of the tokenizer, remade when the tokenizer changed since it was copied.
@@ -1594,6 +1608,13 @@ def _rust_tokenizer_for(tokenizer: Any) -> Any:
         padding_left=getattr(tokenizer, "padding_side", "right") == "left",
     )
     return rust
+
+
+def _finite_length(max_length: int | None) -> int | None:
+    """A tokenizer length limit, with transformers' huge "no limit" sentinel (``int(1e30)``) as None."""
+    if max_length is not None and max_length > 10**9:
+        return None
+    return max_length
 
 
 def _split_pairs(texts: list[Any]) -> tuple[list[str], list[str] | None] | None:

@@ -99,6 +99,27 @@ impl BatchTokenizer {
         })
     }
 
+    /// How many tokens each text becomes in [`Self::encode_padded`] with the same `options`
+    /// (prompt, truncation and special tokens included; padding not).
+    ///
+    /// A batching key: sorting texts by it puts texts of equal token length in one padded batch,
+    /// which a character-length sort only approximates.
+    pub fn token_counts<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        options: &PaddedOptions<'_>,
+    ) -> Result<Vec<usize>> {
+        let add_special = options.add_special_tokens;
+        let truncation = self.truncation_for(options.max_length, false, add_special)?;
+        let rows: Vec<usize> = (0..texts.len()).collect();
+        parallel::try_map(&rows, |&i| {
+            let text = with_prompt(options.prompt, texts[i].as_ref());
+            Ok(self
+                .encode_one(&text, None, truncation.as_ref(), add_special)?
+                .len())
+        })
+    }
+
     /// Encodes texts without special tokens or padding into flat ids and per-text offsets,
     /// as sentence-transformers' `StaticEmbedding` does. Truncation: `max_length` if given,
     /// else the tokenizer's own setting.
