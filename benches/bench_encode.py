@@ -6,6 +6,7 @@ Each workload runs through embedforge and sentence-transformers in this one proc
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -67,24 +68,29 @@ def bench_transformer() -> str:
 
     The long passages are 80-250 words from the STS vocabulary, so most are truncated at the model's
     256 tokens. Runs alternate between the libraries, so that machine noise hits both alike; the best
-    of three counts.
+    run counts (of five for short texts, three for long ones). ``BENCH_TEXTS=short`` (or ``long``)
+    runs one of the two workloads.
     """
     import sentence_transformers as st
 
     from embedforge import SentenceTransformer
 
+    # (texts, runs per library): a short-text run takes ~3 s and a long one ~45 s.
     workloads = {
-        "short (STS sentences)": stsb_sentences()[:2000],
-        "long (80-250 word passages)": sentences_of_words(2000, 80, 250, seed=1),
+        "short (STS sentences)": (stsb_sentences()[:2000], 5),
+        "long (80-250 word passages)": (sentences_of_words(2000, 80, 250, seed=1), 3),
     }
+    chosen = os.environ.get("BENCH_TEXTS")
+    if chosen:
+        workloads = {label: value for label, value in workloads.items() if label.startswith(chosen)}
     ours = SentenceTransformer(minilm_folder())
     theirs = st.SentenceTransformer(minilm_folder(), device="cpu")
     row = ""
-    for label, texts in workloads.items():
+    for label, (texts, runs) in workloads.items():
         np.testing.assert_allclose(ours.encode(texts[:64]), theirs.encode(texts[:64]), atol=1e-5)
         for batch_size in (32, 64):
             ours_times, theirs_times = [], []
-            for _ in range(3):
+            for _ in range(runs):
                 for model, times in ((ours, ours_times), (theirs, theirs_times)):
                     start = time.perf_counter()
                     model.encode(texts, batch_size=batch_size)
