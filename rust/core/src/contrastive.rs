@@ -185,12 +185,13 @@ pub fn accumulate_scaled_probs(
     if rows == 0 {
         return Ok(());
     }
+    let isa = Isa::detect();
     parallel::map_chunks_mut(grad, ROWS_PER_TASK * cols, |block, chunk| {
         let first_row = block * ROWS_PER_TASK;
         for (r, out) in chunk.chunks_exact_mut(cols).enumerate() {
             let i = first_row + r;
             let source = probs.map(|p| &p[i * cols..(i + 1) * cols]);
-            rows::scale_row(out, source, row_scale[i], col_scale);
+            isa.scale_row(out, source, row_scale[i], col_scale);
             out[i] -= row_scale[i] * col_scale[i];
         }
     });
@@ -200,6 +201,8 @@ pub fn accumulate_scaled_probs(
 /// Which implementation of the row loops this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
+    /// AVX-512 intrinsics for the softmax, 16 columns per vector.
+    Avx512,
     /// AVX2 and FMA intrinsics for the softmax (the compiler does not vectorise its reductions).
     Avx2,
     /// Plain loops (the scaling pass vectorises on its own; the softmax runs scalar).
@@ -210,11 +213,26 @@ impl Isa {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
+            if is_x86_feature_detected!("avx512f") {
+                return Self::Avx512;
+            }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 return Self::Avx2;
             }
         }
         Self::Portable
+    }
+
+    /// [`rows::scale_row`], compiled for this CPU's vector width.
+    fn scale_row(self, out: &mut [f32], source: Option<&[f32]>, row_scale: f32, col_scale: &[f32]) {
+        match self {
+            // SAFETY (both arms): `detect` found the instructions on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => unsafe { avx512::scale_row(out, source, row_scale, col_scale) },
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => unsafe { avx2::scale_row(out, source, row_scale, col_scale) },
+            _ => rows::scale_row(out, source, row_scale, col_scale),
+        }
     }
 
     fn softmax_row(
@@ -227,6 +245,11 @@ impl Isa {
         col_total: &mut [f32],
     ) -> (f32, f32) {
         match self {
+            // SAFETY: `detect` only returns Avx512 when the CPU has AVX-512F.
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => unsafe {
+                avx512::softmax_row(dots, row_scale, col_scale, positive, out, col_total)
+            },
             // SAFETY: `detect` only returns Avx2 when the CPU has AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => unsafe {
@@ -248,6 +271,17 @@ mod avx2 {
     use super::rows::{self, EXP_COEFFICIENTS, EXP_FLOOR, LN2_HI, LN2_LO};
 
     const LANES: usize = 8;
+
+    /// [`rows::scale_row`] vectorised by the compiler for AVX2 (same arithmetic, same bits).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn scale_row(
+        out: &mut [f32],
+        source: Option<&[f32]>,
+        row_scale: f32,
+        col_scale: &[f32],
+    ) {
+        rows::scale_row(out, source, row_scale, col_scale);
+    }
 
     /// Logits of columns `j..j + 8`.
     #[inline]
@@ -369,6 +403,169 @@ mod avx2 {
                 weighted_v = _mm256_add_ps(weighted_v, product);
                 let column = col_total[j..j + LANES].as_mut_ptr();
                 _mm256_storeu_ps(column, _mm256_add_ps(_mm256_loadu_ps(column), product));
+            }
+        }
+        let mut weighted = sum_lanes(weighted_v);
+        for (j, (o, t)) in out
+            .iter_mut()
+            .zip(col_total.iter_mut())
+            .enumerate()
+            .skip(full)
+        {
+            *o *= inv;
+            let product = *o * tail_logit(j);
+            weighted += product;
+            *t += product;
+        }
+        let positive_logit = tail_logit(positive);
+        (positive_logit - max - total.ln(), weighted - positive_logit)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The row softmax with AVX-512 intrinsics: the AVX2 version's passes and arithmetic, 16
+    //! columns per vector (so its sums add the columns in another order than the AVX2 version's,
+    //! which changes results only in the last bits).
+
+    use std::arch::x86_64::*;
+
+    use super::rows::{self, EXP_COEFFICIENTS, EXP_FLOOR, LN2_HI, LN2_LO};
+
+    const LANES: usize = 16;
+
+    /// [`rows::scale_row`] vectorised by the compiler for AVX-512 (same arithmetic, same bits).
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn scale_row(
+        out: &mut [f32],
+        source: Option<&[f32]>,
+        row_scale: f32,
+        col_scale: &[f32],
+    ) {
+        rows::scale_row(out, source, row_scale, col_scale);
+    }
+
+    /// Logits of columns `j..j + 16`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn logits(dots: &[f32], col_scale: &[f32], row_scale: __m512, j: usize) -> __m512 {
+        assert!(j + LANES <= dots.len() && j + LANES <= col_scale.len());
+        // SAFETY: both slices hold columns j..j + 16 (asserted above).
+        let (d, c) = unsafe {
+            (
+                _mm512_loadu_ps(dots.as_ptr().add(j)),
+                _mm512_loadu_ps(col_scale.as_ptr().add(j)),
+            )
+        };
+        _mm512_mul_ps(_mm512_mul_ps(row_scale, c), d)
+    }
+
+    /// `e^x` lane by lane for `x <= 0` (see [`rows::exp`]).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp(x: __m512) -> __m512 {
+        const ROUND: f32 = 12_582_912.0;
+        let underflow = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(EXP_FLOOR));
+        let x = _mm512_max_ps(x, _mm512_set1_ps(EXP_FLOOR));
+        let round = _mm512_set1_ps(ROUND);
+        let shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), round);
+        let n = _mm512_sub_ps(shifted, round);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+        let mut p = _mm512_set1_ps(EXP_COEFFICIENTS[0]);
+        for &coefficient in &EXP_COEFFICIENTS[1..] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(coefficient));
+        }
+        // 2^n from the integer in the low mantissa bits of `shifted`, then 0 below the floor.
+        let n_bits = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(round));
+        let two_to_n = _mm512_slli_epi32::<23>(_mm512_add_epi32(n_bits, _mm512_set1_epi32(127)));
+        _mm512_maskz_mov_ps(!underflow, _mm512_mul_ps(p, _mm512_castsi512_ps(two_to_n)))
+    }
+
+    /// The sixteen lanes as an array.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lanes(v: __m512) -> [f32; LANES] {
+        let mut out = [0f32; LANES];
+        // SAFETY: `out` holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) };
+        out
+    }
+
+    /// The sum of the lanes, pairwise.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sum_lanes(v: __m512) -> f32 {
+        let l = lanes(v);
+        let h: [f32; 8] = std::array::from_fn(|i| l[i] + l[i + 8]);
+        ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]))
+    }
+
+    /// See [`rows::softmax_row`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn softmax_row(
+        dots: &[f32],
+        row_scale: f32,
+        col_scale: &[f32],
+        positive: usize,
+        out: &mut [f32],
+        col_total: &mut [f32],
+    ) -> (f32, f32) {
+        let cols = dots.len();
+        let (col_scale, out, col_total) =
+            (&col_scale[..cols], &mut out[..cols], &mut col_total[..cols]);
+        let full = cols - cols % LANES;
+        let scale = _mm512_set1_ps(row_scale);
+        let zero = _mm512_setzero_ps();
+        let tail_logit = |j: usize| (row_scale * col_scale[j]) * dots[j];
+
+        // Pass 1: the maximum, and a sum of `l * 0` that is NaN when some logit is not finite.
+        let mut max_v = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut poison_v = zero;
+        for j in (0..full).step_by(LANES) {
+            let l = logits(dots, col_scale, scale, j);
+            max_v = _mm512_max_ps(max_v, l);
+            poison_v = _mm512_fmadd_ps(l, zero, poison_v);
+        }
+        let mut max = lanes(max_v).into_iter().fold(f32::NEG_INFINITY, f32::max);
+        let mut poison = sum_lanes(poison_v);
+        for j in full..cols {
+            let l = tail_logit(j);
+            max = max.max(l);
+            poison += l * 0.0;
+        }
+        if poison.is_nan() || !max.is_finite() {
+            return rows::softmax_row(dots, row_scale, col_scale, positive, out, col_total);
+        }
+
+        // Pass 2: e^(l - max) into `out`, and their sum.
+        let shift = _mm512_set1_ps(max);
+        let mut sum_v = zero;
+        for j in (0..full).step_by(LANES) {
+            let e = exp(_mm512_sub_ps(logits(dots, col_scale, scale, j), shift));
+            out[j..j + LANES].copy_from_slice(&lanes(e));
+            sum_v = _mm512_add_ps(sum_v, e);
+        }
+        let mut total = sum_lanes(sum_v);
+        for (j, o) in out.iter_mut().enumerate().skip(full) {
+            *o = rows::exp(tail_logit(j) - max);
+            total += *o;
+        }
+        let inv = 1.0 / total;
+
+        // Pass 3: normalise, and the probability-weighted logits per row and per column.
+        let inv_v = _mm512_set1_ps(inv);
+        let mut weighted_v = zero;
+        for j in (0..full).step_by(LANES) {
+            let block = &mut out[j..j + LANES];
+            // SAFETY: `block` and `col_total[j..j + 16]` hold 16 floats each (j + 16 <= full).
+            unsafe {
+                let p = _mm512_mul_ps(_mm512_loadu_ps(block.as_ptr()), inv_v);
+                _mm512_storeu_ps(block.as_mut_ptr(), p);
+                let product = _mm512_mul_ps(p, logits(dots, col_scale, scale, j));
+                weighted_v = _mm512_add_ps(weighted_v, product);
+                let column = col_total[j..j + LANES].as_mut_ptr();
+                _mm512_storeu_ps(column, _mm512_add_ps(_mm512_loadu_ps(column), product));
             }
         }
         let mut weighted = sum_lanes(weighted_v);
@@ -662,6 +859,51 @@ mod tests {
         }
         // Without a probability buffer the statistics are the same.
         assert_eq!(softmax_rows(&scaled, None).unwrap(), got);
+    }
+
+    #[test]
+    fn every_instruction_set_matches_the_plain_rows() {
+        let cols = 150; // not a multiple of 8 or 16: the tails run too
+        let dots = pseudo_random(cols, 5);
+        let col_scale: Vec<f32> = pseudo_random(cols, 6)
+            .iter()
+            .map(|v| 1.0 + 0.5 * v)
+            .collect();
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                isas.push(Isa::Avx2);
+            }
+        }
+        let mut want_probs = vec![0f32; cols];
+        let mut want_cols = vec![0f32; cols];
+        let want = rows::softmax_row(&dots, 20.0, &col_scale, 7, &mut want_probs, &mut want_cols);
+        let source = pseudo_random(cols, 7);
+        for isa in isas {
+            let mut probs = vec![0f32; cols];
+            let mut col_total = vec![0f32; cols];
+            let got = isa.softmax_row(&dots, 20.0, &col_scale, 7, &mut probs, &mut col_total);
+            assert!(
+                close(got.0, want.0, 1e-5) && close(got.1, want.1, 1e-4),
+                "{isa:?}: {got:?} vs {want:?}"
+            );
+            for (a, b) in probs
+                .iter()
+                .zip(&want_probs)
+                .chain(col_total.iter().zip(&want_cols))
+            {
+                assert!(close(*a, *b, 1e-5), "{isa:?}: {a} vs {b}");
+            }
+            // The scaling pass is the same arithmetic at every width: the same bits.
+            let (mut scaled, mut plain) = (probs.clone(), probs.clone());
+            isa.scale_row(&mut scaled, Some(&source), 0.3, &col_scale);
+            rows::scale_row(&mut plain, Some(&source), 0.3, &col_scale);
+            assert_eq!(scaled, plain, "{isa:?}");
+        }
     }
 
     #[test]
