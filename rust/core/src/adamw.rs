@@ -166,17 +166,15 @@ impl Lanes {
     }
 }
 
-/// Whether every value is zero (of either sign), as one OR over the bits without their sign
-/// bit: a reduction the compiler vectorises, unlike a loop that stops at the first non-zero.
-/// A row with moments is caught in its first chunk.
+/// Whether every value is `+0.0`, as one OR over the bits: a reduction the compiler vectorises,
+/// unlike a loop that stops at the first non-zero. A row with moments is caught in its first
+/// chunk. Moments start at `+0.0`; a `-0.0` (a negative first moment that underflowed) takes the
+/// full update, which turns it into `+0.0`.
 #[inline(always)]
 fn all_zero(values: &[f32]) -> bool {
-    values.chunks(64).all(|chunk| {
-        chunk
-            .iter()
-            .fold(0u32, |bits, &x| bits | (x.to_bits() << 1))
-            == 0
-    })
+    values
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(0u32, |bits, &x| bits | x.to_bits()) == 0)
 }
 
 /// The per-step scalars, rounded to float32 where torch's kernels use them as float32.
@@ -370,16 +368,19 @@ mod tests {
     fn rows_never_given_a_gradient_match_the_full_update_bit_for_bit() {
         let dim = 4;
         // Row 0: zero moments (never touched); row 1: moments from an earlier step; row 2: zero
-        // moments but a gradient now; row 3: zero moments and signed-zero weights.
+        // moments but a gradient now; row 3: zero moments and signed-zero weights; row 4: a
+        // first moment of -0.0 (an underflowed negative one) and signed-zero weights.
         let start_w = [
             0.5f32, -1.25, 3.0, 1e-30, 2.0, -0.5, 0.25, 7.0, 1.0, 2.0, 3.0, 4.0, 0.0, -0.0, 0.0,
-            -0.0,
+            -0.0, 0.0, -0.0, 1.0, -2.0,
         ];
         let start_m = [
             0.0f32, 0.0, 0.0, 0.0, 0.1, -0.2, 1e-12, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            -0.0, -0.0, -0.0, -0.0,
         ];
         let start_v = [
             0.0f32, 0.0, 0.0, 0.0, 0.01, 0.04, 0.0, 1e-30, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0,
         ];
         for weight_decay in [0.0, 0.01] {
             let s = AdamWSettings {
