@@ -103,11 +103,7 @@ impl PyTokenizer {
     ) -> PyResult<Bound<'py, PyDict>> {
         let texts = extract_texts(texts, "texts")?;
         let pairs = pairs.map(|p| extract_texts(p, "pairs")).transpose()?;
-        let options = PaddedOptions {
-            max_length: opt_count("max_length", max_length)?,
-            prompt: prompt.as_deref(),
-            add_special_tokens,
-        };
+        let options = padded_options(max_length, prompt.as_deref(), add_special_tokens)?;
         let tokenizer = self.get();
         let batch = detached(py, || {
             tokenizer.encode_padded(&texts, pairs.as_deref(), &options)
@@ -133,11 +129,7 @@ impl PyTokenizer {
         add_special_tokens: bool,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let texts = extract_texts(texts, "texts")?;
-        let options = PaddedOptions {
-            max_length: opt_count("max_length", max_length)?,
-            prompt: prompt.as_deref(),
-            add_special_tokens,
-        };
+        let options = padded_options(max_length, prompt.as_deref(), add_special_tokens)?;
         let tokenizer = self.get();
         let counts = detached(py, || tokenizer.token_counts(&texts, &options))?;
         Ok(counts
@@ -257,4 +249,17 @@ pub(crate) fn length_order<'py>(
             .collect::<Vec<_>>())
     })?;
     Ok(order.into_pyarray(py))
+}
+
+/// The options of `encode_padded` and `token_counts`, with `max_length` checked.
+fn padded_options(
+    max_length: Option<i64>,
+    prompt: Option<&str>,
+    add_special_tokens: bool,
+) -> PyResult<PaddedOptions<'_>> {
+    Ok(PaddedOptions {
+        max_length: opt_count("max_length", max_length)?,
+        prompt,
+        add_special_tokens,
+    })
 }
